@@ -1,0 +1,26 @@
+# The two set-up commands: `make build` (everything on an embedded PostgreSQL) and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: build test lint bench docs clean
+
+$(INSTALLED): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $(INSTALLED)
+
+## build: venv, embedded PostgreSQL, demo data, pre-hook, dbt build, dbt docs generate
+build: $(INSTALLED)
+	$(BIN)/pmcost build
+
+## test: ruff, then pytest (unit, integration on a throwaway embedded server, dbt build, sqlfluff)
+test: $(INSTALLED)
+	$(BIN)/ruff check pmcost tests/python
+	$(BIN)/ruff format --check pmcost tests/python
+	$(BIN)/python -m pytest
+
+clean:
+	-$(BIN)/pmcost down
+	rm -rf $(VENV) .pmcost target logs

@@ -1,0 +1,3 @@
+"""PenguinMails cost analytics: embedded PostgreSQL, demo data, column DDL pre-hook and refresh."""
+
+__version__ = "0.1.0"

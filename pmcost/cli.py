@@ -1,0 +1,371 @@
+"""`pmcost`: the command line. Thin: each subcommand calls a function the tests call too."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import traceback
+from collections.abc import Sequence
+from datetime import date
+
+import psycopg
+
+from pmcost import db, ddl, demo_data
+from pmcost import dbt as dbt_runner
+from pmcost.errors import PmcostError, UsageError
+from pmcost.refresh import refresh
+from pmcost.server import EmbeddedServer
+from pmcost.settings import DEFAULT_APP_SCHEMA, DEFAULT_TARGET, Target, state_dir
+
+EXAMPLE_QUERY = (
+    "select company_name, plan_name, business_health_status, monthly_subscription_revenue, "
+    "total_operational_cost from analytics.executive_business_summary "
+    "order by cost_efficiency_score desc limit 5"
+)
+
+
+def _iso_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date; use YYYY-MM-DD") from None
+
+
+def _target(args: argparse.Namespace) -> Target:
+    return Target(name=args.target, app_schema=args.app_schema)
+
+
+def _ddl_options(args: argparse.Namespace) -> ddl.RunOptions:
+    if args.lock_timeout_ms < 1:
+        raise UsageError("--lock-timeout-ms must be at least 1")
+    return ddl.RunOptions(lock_timeout_ms=args.lock_timeout_ms, max_attempts=args.max_attempts)
+
+
+# -- subcommands -----------------------------------------------------------------------------------
+def cmd_up(args: argparse.Namespace) -> int:
+    info = EmbeddedServer(state_dir()).up(port=args.port)
+    print(f"embedded PostgreSQL running: {info.url()}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    stopped = EmbeddedServer(state_dir()).down()
+    print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    info = EmbeddedServer(state_dir()).info()
+    if info is None:
+        print("embedded PostgreSQL: stopped (start it with `pmcost up`)")
+        return 3
+    print(f"embedded PostgreSQL: running on {info.host}:{info.port}, data in {info.data_dir}")
+    print(f"connection string: {info.url()}")
+    return 0
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    """Shell exports so plain `dbt` and `psql` reach the embedded server."""
+    info = db.embedded_info()
+    exports = {
+        **info.dbt_env(),
+        "DBT_PROFILES_DIR": str(dbt_runner.profiles_dir()),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "PMCOST_TARGET": "embedded",
+        "DATABASE_URL": info.url(),
+    }
+    for key, value in exports.items():
+        print(f"export {key}='{value}'")
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    target = _target(args)
+    with db.connection(target) as conn:
+        summary = demo_data.load(
+            conn,
+            tenants=args.tenants,
+            seed=args.seed,
+            anchor=args.anchor_date,
+            schema=target.app_schema,
+            progress=print,
+        )
+    total = sum(summary.rows.values())
+    print(
+        f"demo data: {summary.tenants:,} tenants, {total:,} rows, seed {summary.seed}, "
+        f"anchored on {summary.anchor_date} ({summary.seconds:.1f}s)"
+    )
+    return 0
+
+
+def cmd_ddl(args: argparse.Namespace) -> int:
+    target = _target(args)
+    schema = target.app_schema
+    with db.connection(target) as conn:
+        if args.action == "plan":
+            current = ddl.plan(conn, schema)
+            for statement in ddl.render(conn, current.steps):
+                print(statement)
+            for conflict in current.conflicts:
+                print(f"-- left alone: {conflict}", file=sys.stderr)
+            return 1 if current.conflicts else 0
+        if args.action == "apply":
+            result = ddl.apply(conn, schema, options=_ddl_options(args))
+        elif args.action == "rollback":
+            if args.drop_columns and not args.yes:
+                raise UsageError(
+                    "--drop-columns destroys Finance's approximate_cost values; "
+                    "add --yes to confirm (nothing was changed)"
+                )
+            if args.yes and not args.drop_columns:
+                raise UsageError("--yes only confirms --drop-columns; nothing was changed")
+            if args.dry_run:
+                steps = ddl.rollback_steps(conn, schema, drop_columns=args.drop_columns)
+                for statement in ddl.render(conn, steps):
+                    print(statement)
+                return 0
+            result = ddl.rollback(
+                conn, schema, drop_columns=args.drop_columns, options=_ddl_options(args)
+            )
+        else:  # verify
+            print("guide's verification query (information_schema.columns):")
+            for row in ddl.guide_verification(conn, schema):
+                print("  " + " | ".join("NULL" if value is None else str(value) for value in row))
+            diffs = ddl.verify(conn, schema)
+            for diff in diffs:
+                print(f"  DIFF {diff}")
+            print("verify: OK" if not diffs else f"verify: {len(diffs)} difference(s)")
+            return 0 if not diffs else 1
+    for conflict in result.conflicts:
+        print(f"left alone: {conflict}", file=sys.stderr)
+    for failure in result.failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    if result.ok and not result.applied:
+        print("nothing to do: already in the target state")
+    return 0 if result.ok else 1
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    refresh(
+        _target(args),
+        as_of=args.as_of,
+        full_refresh=args.full_refresh,
+        wait_seconds=args.wait,
+        ddl_options=_ddl_options(args),
+    )
+    print("refresh: OK")
+    return 0
+
+
+def cmd_dbt(args: argparse.Namespace) -> int:
+    dbt_args = list(args.dbt_args)
+    if dbt_args[:1] == ["--"]:
+        dbt_args = dbt_args[1:]
+    if not dbt_args:
+        raise UsageError("give dbt's arguments, e.g. `pmcost dbt -- build --select marts`")
+    target = _target(args)
+    passthrough = any(arg in ("--target", "-t", "--vars") for arg in dbt_args) or dbt_args[0] in (
+        "deps",
+        "clean",
+        "debug",
+        "init",
+    )
+    return dbt_runner.run(dbt_args, target, as_of=args.as_of, with_vars=not passthrough)
+
+
+def cmd_psql(args: argparse.Namespace) -> int:
+    info = db.embedded_info()
+    psql = EmbeddedServer(state_dir()).bin_dir() / "psql"
+    return subprocess.run([str(psql), info.url(), *args.psql_args], check=False).returncode
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Everything on the embedded server: start, demo data, pre-hook, dbt build, docs."""
+    target = Target(name="embedded", app_schema=args.app_schema)
+    info = EmbeddedServer(state_dir()).up()
+    print(f"embedded PostgreSQL running: {info.url()}")
+    with db.connection(target) as conn:
+        demo_data.load(
+            conn,
+            tenants=args.tenants,
+            seed=args.seed,
+            anchor=args.anchor_date,
+            schema=target.app_schema,
+            progress=print,
+        )
+    refresh(target, as_of=args.as_of, ddl_options=ddl.RunOptions())
+    print()
+    print(
+        "Built: demo data, column DDL, seeds, staging, intermediate and mart models, tests, docs."
+    )
+    print(f"  connection string : {info.url()}")
+    print(
+        "  marts             : analytics.executive_business_summary, "
+        "analytics.business_cost_allocation, analytics.cost_allocation_reconciliation"
+    )
+    print(f'  query             : .venv/bin/pmcost psql -c "{EXAMPLE_QUERY}"')
+    print("  docs site         : .venv/bin/pmcost dbt -- docs serve --port 8080")
+    print('  plain dbt         : eval "$(.venv/bin/pmcost env)" && .venv/bin/dbt build')
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------------
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--target",
+        default=os.environ.get("PMCOST_TARGET", DEFAULT_TARGET),
+        help="dbt target: `embedded` (default) or `postgres` (PG* variables)",
+    )
+    parser.add_argument(
+        "--app-schema",
+        default=os.environ.get("PMCOST_APP_SCHEMA", DEFAULT_APP_SCHEMA),
+        help="schema of the application tables (default: public)",
+    )
+
+
+def _add_ddl_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lock-timeout-ms",
+        type=int,
+        default=3000,
+        help="lock_timeout of each DDL statement, in ms (default 3000)",
+    )
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=20,
+        help="tries per statement before giving up (default 20)",
+    )
+
+
+def _add_demo_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tenants", type=int, default=300, help="number of tenants (default 300)")
+    parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    parser.add_argument(
+        "--anchor-date",
+        type=_iso_date,
+        default=date.today(),
+        help="the day the data ends on, YYYY-MM-DD (default today)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pmcost", description="PenguinMails cost and margin analytics."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="start the embedded PostgreSQL")
+    up.add_argument("--port", type=int, help="loopback port (default: a free one)")
+    up.set_defaults(func=cmd_up)
+    commands.add_parser("down", help="stop the embedded PostgreSQL").set_defaults(func=cmd_down)
+    commands.add_parser("status", help="is the embedded PostgreSQL running?").set_defaults(
+        func=cmd_status
+    )
+    commands.add_parser(
+        "env", help="print shell exports for plain dbt/psql on the embedded server"
+    ).set_defaults(func=cmd_env)
+
+    demo = commands.add_parser("demo-data", help="create and fill the application tables")
+    _add_target(demo)
+    _add_demo_options(demo)
+    demo.set_defaults(func=cmd_demo_data)
+
+    ddl_parser = commands.add_parser("ddl", help="the approximate_cost column DDL pre-hook")
+    ddl_parser.add_argument(
+        "action",
+        choices=("plan", "apply", "verify", "rollback"),
+        help="plan: print statements; apply; verify: check the catalog; "
+        "rollback: drop indexes and constraints",
+    )
+    _add_target(ddl_parser)
+    _add_ddl_options(ddl_parser)
+    ddl_parser.add_argument(
+        "--drop-columns",
+        action="store_true",
+        help="rollback: also drop the columns (destroys their values)",
+    )
+    ddl_parser.add_argument("--yes", action="store_true", help="confirm --drop-columns")
+    ddl_parser.add_argument(
+        "--dry-run", action="store_true", help="rollback: print the statements only"
+    )
+    ddl_parser.set_defaults(func=cmd_ddl)
+
+    refresh_parser = commands.add_parser(
+        "refresh", help="the scheduled job: pre-hook, dbt build, dbt docs generate"
+    )
+    _add_target(refresh_parser)
+    _add_ddl_options(refresh_parser)
+    refresh_parser.add_argument(
+        "--as-of", type=_iso_date, help="the day the marts describe, YYYY-MM-DD (default today)"
+    )
+    refresh_parser.add_argument(
+        "--full-refresh", action="store_true", help="rebuild incremental models from scratch"
+    )
+    refresh_parser.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for a running refresh (default: exit)",
+    )
+    refresh_parser.set_defaults(func=cmd_refresh)
+
+    dbt_parser = commands.add_parser(
+        "dbt", help="run dbt with the target's connection set, e.g. `pmcost dbt -- test`"
+    )
+    _add_target(dbt_parser)
+    dbt_parser.add_argument("--as-of", type=_iso_date, help="as-of date for this run")
+    dbt_parser.add_argument("dbt_args", nargs=argparse.REMAINDER, help="arguments for dbt")
+    dbt_parser.set_defaults(func=cmd_dbt)
+
+    psql = commands.add_parser("psql", help="open the bundled psql on the embedded server")
+    psql.add_argument("psql_args", nargs="*", help="arguments for psql, e.g. -c 'select 1'")
+    psql.set_defaults(func=cmd_psql)
+
+    build = commands.add_parser(
+        "build", help="everything on the embedded server: demo data, pre-hook, dbt build, docs"
+    )
+    build.add_argument(
+        "--app-schema",
+        default=DEFAULT_APP_SCHEMA,
+        help="schema of the application tables (default: public)",
+    )
+    _add_demo_options(build)
+    build.add_argument("--as-of", type=_iso_date, help="as-of date (default today)")
+    build.set_defaults(func=cmd_build)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["psql"] and not {"-h", "--help"} & set(argv[1:2]):
+        # everything after `psql` is psql's own (argparse would reorder options like -c)
+        args = parser.parse_args(["psql"])
+        args.psql_args = argv[1:]
+    else:
+        args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except PmcostError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"pmcost: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except psycopg.Error as error:
+        if args.debug:
+            traceback.print_exc()
+        first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        print(f"pmcost: database error: {first} (rerun with --debug for details)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("pmcost: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Running dbt as a subprocess, so users see dbt's own progress output unchanged."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+from pmcost.errors import PmcostError
+from pmcost.server import EmbeddedServer
+from pmcost.settings import Target, project_dir, state_dir
+
+
+def profiles_dir() -> Path:
+    """$DBT_PROFILES_DIR, else the repo's own profiles.yml, else a copy of profiles.example.yml."""
+    configured = os.environ.get("DBT_PROFILES_DIR")
+    if configured:
+        return Path(configured)
+    project = project_dir()
+    if (project / "profiles.yml").is_file():
+        return project
+    generated = state_dir() / "profiles"
+    generated.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(project / "profiles.example.yml", generated / "profiles.yml")
+    return generated
+
+
+def dbt_environment(target: Target) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    env["DBT_PROFILES_DIR"] = str(profiles_dir())
+    env["PMCOST_TARGET"] = target.name
+    if target.is_embedded:
+        env.update(EmbeddedServer(state_dir()).require().dbt_env())
+    return env
+
+
+def dbt_vars(target: Target, as_of: date | None) -> dict[str, str]:
+    values = {"app_schema": target.app_schema}
+    if as_of is not None:
+        values["as_of_date"] = as_of.isoformat()
+    return values
+
+
+def dbt_executable() -> str:
+    beside = Path(sys.executable).with_name("dbt")
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("dbt")
+    if found is None:
+        raise PmcostError("dbt is not installed in this environment; run `make build` first")
+    return found
+
+
+def run(
+    args: list[str], target: Target, *, as_of: date | None = None, with_vars: bool = True
+) -> int:
+    """Run `dbt <args> --target <target>` in the project folder; returns dbt's exit code."""
+    command = [dbt_executable(), *args, "--target", target.name]
+    if with_vars:
+        command += ["--vars", json.dumps(dbt_vars(target, as_of))]
+    completed = subprocess.run(command, cwd=project_dir(), env=dbt_environment(target), check=False)
+    return completed.returncode

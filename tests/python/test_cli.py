@@ -1,0 +1,102 @@
+"""The command line: help for every subcommand, and one clear line for each bad input."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+
+import pytest
+
+from pmcost.cli import build_parser
+
+from .conftest import BIN, PROJECT, Database
+
+SUBCOMMANDS = ["up", "down", "status", "env", "demo-data", "ddl", "refresh", "dbt", "psql", "build"]
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_has_help(command: str) -> None:
+    result = subprocess.run(
+        [str(BIN / "pmcost"), command, "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PROJECT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage: pmcost" in result.stdout
+
+
+def test_parser_knows_every_subcommand() -> None:
+    parser = build_parser()
+    for command in SUBCOMMANDS:
+        assert parser.parse_args([command] if command not in ("ddl",) else [command, "plan"])
+
+
+def test_bad_as_of_date_is_rejected_before_anything_runs(database: Database) -> None:
+    result = database.pmcost("refresh", "--target", "postgres", "--as-of", "2026-13-40")
+    assert result.returncode == 2
+    assert "'2026-13-40' is not a date; use YYYY-MM-DD" in result.stderr
+
+
+def test_wrong_password_is_one_clear_line(database: Database) -> None:
+    env = database.env()
+    env["PGPASSWORD"] = "not-the-password"
+    result = subprocess.run(
+        [str(BIN / "pmcost"), "ddl", "verify", "--target", "postgres"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PROJECT,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "password authentication failed" in result.stderr
+    assert "check PGUSER/PGPASSWORD" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_stopped_server_is_one_clear_line(database: Database) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    env = database.env()
+    env["PGPORT"] = str(closed_port)
+    result = subprocess.run(
+        [str(BIN / "pmcost"), "refresh", "--target", "postgres"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PROJECT,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"cannot connect to PostgreSQL at pmcost@127.0.0.1:{closed_port}" in result.stderr
+    assert "pmcost up" in result.stderr
+
+
+def test_embedded_commands_say_how_to_start_the_server(database: Database, tmp_path) -> None:
+    env = database.env()
+    env["PMCOST_STATE_DIR"] = str(tmp_path / "no-server")
+    result = subprocess.run(
+        [str(BIN / "pmcost"), "ddl", "plan", "--target", "embedded"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PROJECT,
+    )
+    assert result.returncode == 1
+    assert "the embedded PostgreSQL is not running; start it with `pmcost up`" in result.stderr
+    status = subprocess.run(
+        [str(BIN / "pmcost"), "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PROJECT,
+    )
+    assert status.returncode == 3
+    assert "stopped" in status.stdout
