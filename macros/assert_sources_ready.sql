@@ -1,0 +1,45 @@
+{#- on-run-start: fail fast, with the fix, when the application tables are not ready.
+    Every table and column declared in the `app` source must exist in var('app_schema');
+    the approximate_cost columns are added by the Python pre-hook (`pmcost ddl apply`). -#}
+{% macro assert_sources_ready() %}
+    {%- if execute and flags.WHICH in ('build', 'run', 'test', 'seed', 'snapshot') -%}
+        {%- set app_schema = var('app_schema') -%}
+        {%- set existing = run_query(
+            "select table_name, column_name from information_schema.columns where table_schema = '"
+            ~ app_schema | replace("'", "''") ~ "'"
+        ) -%}
+        {%- set found = {} -%}
+        {%- for row in existing.rows -%}
+            {%- do found.setdefault(row[0], []).append(row[1]) -%}
+        {%- endfor -%}
+        {%- set problems = [] -%}
+        {%- for source in graph.sources.values() if source.source_name == 'app' -%}
+            {%- if source.identifier not in found -%}
+                {%- do problems.append(
+                    "source table " ~ app_schema ~ "." ~ source.identifier ~ " is missing: "
+                    ~ "load the application tables there, or point var app_schema at their schema"
+                ) -%}
+            {%- else -%}
+                {%- for column in source.columns -%}
+                    {%- if column not in found[source.identifier] -%}
+                        {%- if column == 'approximate_cost' -%}
+                            {%- do problems.append(
+                                app_schema ~ "." ~ source.identifier ~ ".approximate_cost is missing: "
+                                ~ "run `pmcost ddl apply` (the column DDL pre-hook) before dbt"
+                            ) -%}
+                        {%- else -%}
+                            {%- do problems.append(
+                                "source column " ~ app_schema ~ "." ~ source.identifier ~ "." ~ column
+                                ~ " is missing: the application schema differs from the one this project reads"
+                            ) -%}
+                        {%- endif -%}
+                    {%- endif -%}
+                {%- endfor -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- if problems -%}
+            {{ exceptions.raise_compiler_error("application tables not ready:\n  - " ~ problems | join("\n  - ")) }}
+        {%- endif -%}
+    {%- endif -%}
+    select 'sources ready' as pmcost_check
+{% endmacro %}

@@ -1,0 +1,69 @@
+-- Grain: one row per resource type, cost source and allocation status, as of var as_of_date.
+-- Every modeled monthly cost lands in exactly one row: allocated to a tenant that appears in
+-- the marts, or unallocated (shared pool, IP without a VPS, tenant without an active
+-- subscription). Allocated + unallocated = total modeled cost, to the cent. Shared database
+-- (NileDB) cost is Finance-level overhead and is not modeled here.
+with
+
+vps_costs as (
+    select * from {{ ref('int_vps_monthly_cost') }}
+),
+
+ip_costs as (
+    select * from {{ ref('int_smtp_ip_monthly_cost') }}
+),
+
+active_tenants as (
+    select * from {{ ref('int_tenant_active_subscriptions') }}
+),
+
+resources as (
+    select
+        'vps' as resource_type,
+        tenant_id,
+        true as has_parent,
+        cost_source,
+        monthly_cost
+    from vps_costs
+
+    union all
+
+    select
+        'smtp_ip' as resource_type,
+        tenant_id,
+        has_vps as has_parent,
+        cost_source,
+        monthly_cost
+    from ip_costs
+),
+
+classified as (
+    select
+        resources.resource_type,
+        resources.cost_source,
+        resources.monthly_cost,
+        case
+            when active_tenants.tenant_id is not null then 'allocated'
+            when not resources.has_parent then 'unallocated_ip_without_vps'
+            when resources.tenant_id is null then 'unallocated_shared_pool'
+            else 'unallocated_tenant_without_active_subscription'
+        end as allocation_status
+    from resources
+    left join active_tenants
+        on resources.tenant_id = active_tenants.tenant_id
+),
+
+final as (
+    select
+        resource_type,
+        cost_source,
+        allocation_status,
+        (allocation_status = 'allocated') as is_allocated,
+        count(*) as resource_count,
+        cast(coalesce(sum(monthly_cost), 0) as numeric(14, 2)) as monthly_cost,
+        {{ as_of_date() }} as as_of_date
+    from classified
+    group by resource_type, cost_source, allocation_status
+)
+
+select * from final

@@ -1,0 +1,135 @@
+"""The scheduled refresh and plain dbt: pre-hook first, clear failures, one run at a time."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .conftest import ANCHOR, BIN, PROJECT, Database
+
+
+def test_refresh_on_an_existing_postgres_builds_marts_and_docs(database: Database) -> None:
+    database.load_demo(tenants=60)
+    counts_before = database.query(
+        "select (select count(*) from companies), (select count(*) from billing_analytics)"
+    )
+    result = database.pmcost("refresh", "--target", "postgres", "--as-of", ANCHOR.isoformat())
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+    assert "refresh: OK" in result.stdout
+    assert "Completed successfully" in result.stdout  # dbt's own output reaches the user
+    # no demo data written: the application tables are as they were
+    assert (
+        database.query(
+            "select (select count(*) from companies), (select count(*) from billing_analytics)"
+        )
+        == counts_before
+    )
+    marts = database.query(
+        "select count(*), min(dashboard_date), max(dashboard_date) "
+        "from analytics.executive_business_summary"
+    )
+    assert marts[0][0] > 0 and marts[0][1] == marts[0][2] == ANCHOR
+    assert (database.work_dir / "target" / "catalog.json").is_file()
+    # a second run changes nothing and passes again
+    again = database.pmcost("refresh", "--target", "postgres", "--as-of", ANCHOR.isoformat())
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert "nothing to do" in again.stdout
+
+
+def test_second_refresh_exits_clearly_while_one_runs(database: Database) -> None:
+    database.load_demo(tenants=10)
+    with database.connect() as holder:
+        holder.execute("select pg_advisory_lock(1886221, 2)")
+        result = database.pmcost("refresh", "--target", "postgres")
+    assert result.returncode == 75
+    assert "another pmcost refresh" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_plain_dbt_build_fails_fast_without_the_pre_hook(database: Database) -> None:
+    database.load_demo(tenants=10)
+    result = database.dbt("build")
+    assert result.returncode != 0
+    assert "vps_instances.approximate_cost is missing: run `pmcost ddl apply`" in result.stdout
+    assert "smtp_ip_addresses.approximate_cost is missing" in result.stdout
+
+
+def test_missing_source_table_and_column_are_named(database: Database) -> None:
+    database.load_demo(tenants=10)
+    database.apply_ddl()
+    with database.connect() as conn:
+        conn.execute("drop table billing_analytics")
+        conn.execute("alter table payments drop column currency")
+    result = database.dbt("build")
+    assert result.returncode != 0
+    assert "source table public.billing_analytics is missing" in result.stdout
+    assert "source column public.payments.currency is missing" in result.stdout
+
+
+def test_bad_as_of_var_is_named_with_the_fix(database: Database) -> None:
+    database.load_demo(tenants=10)
+    database.apply_ddl()
+    result = database.dbt(
+        "build",
+        "--select",
+        "executive_business_summary",
+        as_of=None,
+        extra_vars={"as_of_date": "20/11/2026"},
+    )
+    assert result.returncode != 0
+    assert "var as_of_date = '20/11/2026' is not a date: use YYYY-MM-DD" in result.stdout
+
+
+def test_build_command_end_to_end_twice(database: Database) -> None:
+    """`pmcost build` on its own embedded server: the first of README's two commands."""
+    state = Path(tempfile.mkdtemp(prefix="pmcost-build-test-"))
+    state.chmod(0o755)
+    env = {key: value for key, value in database.env().items() if not key.startswith("PG")}
+    env.update({"PMCOST_STATE_DIR": str(state), "PMCOST_TARGET": "embedded"})
+    env.pop("DBT_PROFILES_DIR")
+    try:
+        for _ in range(2):
+            result = subprocess.run(
+                [
+                    str(BIN / "pmcost"),
+                    "build",
+                    "--tenants",
+                    "50",
+                    "--anchor-date",
+                    ANCHOR.isoformat(),
+                    "--as-of",
+                    ANCHOR.isoformat(),
+                ],
+                env=env,
+                cwd=PROJECT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+            assert "connection string : postgresql://pmcost:" in result.stdout
+        info = json.loads((state / "server.json").read_text())
+        psql = subprocess.run(
+            [
+                str(BIN / "pmcost"),
+                "psql",
+                "-At",
+                "-c",
+                "select count(*) > 0 from analytics.business_cost_allocation",
+            ],
+            env=env,
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert psql.stdout.strip() == "t", psql.stderr
+        assert info["port"] > 0
+    finally:
+        subprocess.run(
+            [str(BIN / "pmcost"), "down"], env=env, cwd=PROJECT, check=False, capture_output=True
+        )
+        shutil.rmtree(state, ignore_errors=True)
