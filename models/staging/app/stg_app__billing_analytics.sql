@@ -1,3 +1,7 @@
+-- A view, not a table like the other staging models: copying the largest application table
+-- would cost more than it saves; its filters are on plain date columns the planner can see.
+{{ config(materialized='view') }}
+
 with
 
 source as (
