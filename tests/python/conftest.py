@@ -138,3 +138,46 @@ def database(server: ServerInfo, tmp_path: Path, profiles_dir: Path) -> Iterator
         conn.execute(
             sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
         )
+
+
+@pytest.fixture(scope="session")
+def built_template(
+    server: ServerInfo, tmp_path_factory: pytest.TempPathFactory, profiles_dir: Path
+) -> Iterator[str]:
+    """A database with demo data, the pre-hook applied and the project built, to clone from."""
+    name = f"template_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    template = Database(
+        server=server,
+        name=name,
+        work_dir=tmp_path_factory.mktemp("template"),
+        profiles_dir=profiles_dir,
+    )
+    template.load_demo(tenants=120, seed=5)
+    assert template.apply_ddl().ok
+    template.dbt("build", check=True)
+    yield name
+    with psycopg.connect(server.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture
+def built(
+    server: ServerInfo, built_template: str, tmp_path: Path, profiles_dir: Path
+) -> Iterator[Database]:
+    """A fresh copy of the built template database (demo data, pre-hook, marts)."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("create database {} template {}").format(
+                sql.Identifier(name), sql.Identifier(built_template)
+            )
+        )
+    yield Database(server=server, name=name, work_dir=tmp_path, profiles_dir=profiles_dir)
+    with psycopg.connect(server.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )

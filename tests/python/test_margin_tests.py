@@ -1,0 +1,76 @@
+"""The margin tests guard the marts: a corrupted mart row makes the matching test fail."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import Database
+
+EXEC = "analytics.executive_business_summary"
+ALLOC = "analytics.business_cost_allocation"
+ONE_EXEC = f"tenant_id = (select min(tenant_id::text)::uuid from {EXEC})"
+ONE_ALLOC = f"tenant_id = (select min(tenant_id::text)::uuid from {ALLOC})"
+
+CORRUPTIONS = {
+    "profit_is_not_revenue_minus_cost": (
+        f"update {EXEC} set monthly_profit = monthly_profit + 0.01 where {ONE_EXEC}",
+        "equals_difference_of_columns_executive_business_summary_monthly_profit",
+    ),
+    "total_is_not_the_sum_of_its_parts": (
+        f"update {EXEC} set total_operational_cost = total_operational_cost + 1 where {ONE_EXEC}",
+        "equals_sum_of_columns_executive_business_summary_infrastructure_costs__email_service_costs"
+        "__total_operational_cost",
+    ),
+    "margin_ratio_not_recomputable": (
+        f"update {EXEC} set gross_margin_ratio = gross_margin_ratio + 0.01 where {ONE_EXEC}",
+        "ratio_matches_inputs_executive_business_summary_gross_margin_ratio",
+    ),
+    "score_out_of_bounds": (
+        f"update {EXEC} set cost_efficiency_score = 100.01 where {ONE_EXEC}",
+        "efficiency_score_matches_inputs_executive_business_summary",
+    ),
+    "health_status_against_thresholds": (
+        f"update {EXEC} set business_health_status = case business_health_status "
+        f"when 'Excellent' then 'Good' else 'Excellent' end where {ONE_EXEC}",
+        "health_status_matches_thresholds_executive_business_summary",
+    ),
+    "tenant_twice": (
+        f"insert into {EXEC} select * from {EXEC} where {ONE_EXEC}",
+        "unique_executive_business_summary_tenant_id",
+    ),
+    "negative_cost": (
+        f"update {ALLOC} set total_email_service_cost = -1, total_monthly_cost = "
+        f"total_infrastructure_cost - 1 where {ONE_ALLOC}",
+        "not_negative_business_cost_allocation_total_email_service_cost",
+    ),
+    "allocation_cost_per_email_includes_payments": (
+        f"update {ALLOC} set cost_per_email_delivered = round((total_monthly_cost + "
+        f"payments_collected) / emails_sent_last_30_days, 4) where emails_sent_last_30_days > 0",
+        "ratio_matches_inputs_business_cost_allocation_cost_per_email_delivered",
+    ),
+    "fan_out_inflates_infrastructure": (
+        f"update {EXEC} set infrastructure_costs = infrastructure_costs * 2, "
+        "total_infrastructure_cost = total_infrastructure_cost * 2, total_operational_cost = "
+        "infrastructure_costs * 2 + email_service_costs, total_monthly_cost = "
+        f"infrastructure_costs * 2 + email_service_costs where {ONE_EXEC} "
+        "and infrastructure_costs > 0",
+        "executive_summary_infrastructure_cost_has_no_fan_out",
+    ),
+}
+
+
+def test_margin_tests_pass_on_the_built_marts(built: Database) -> None:
+    result = built.dbt("test", "--select", "marts")
+    assert result.returncode == 0, result.stdout[-4000:]
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPTIONS))
+def test_corrupted_mart_row_fails_its_margin_test(built: Database, case: str) -> None:
+    statement, failing_test = CORRUPTIONS[case]
+    with built.connect() as conn:
+        changed = conn.execute(statement).rowcount
+    assert changed >= 1
+    result = built.dbt("test", "--select", "marts", "--exclude", "test_type:unit")
+    assert result.returncode != 0
+    failures = [line for line in result.stdout.splitlines() if "FAIL" in line and " of " in line]
+    assert any(failing_test in line for line in failures), "\n".join(failures)

@@ -1,0 +1,238 @@
+"""Bad application data, injected into a copy of the built demo, each caught with its own test.
+
+Each case names the dbt test that must report it and whether it fails the build (a number in
+a mart would be wrong) or warns (the row is left out or reported as unallocated).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .conftest import PROJECT, Database
+
+
+@dataclass(frozen=True)
+class Case:
+    statements: tuple[str, ...]
+    test_name: str
+    fails: bool  # True: the build fails; False: it passes with a warning
+
+
+ONE_ACTIVE_SUB = "(select id from subscriptions where status = 'active' order by id limit 1)"
+ONE_ACTIVE_VPS = "(select id from vps_instances where status = 'active' order by id limit 1)"
+
+CASES: dict[str, Case] = {
+    "duplicate_company_id": Case(
+        (
+            "alter table companies drop constraint companies_pkey",
+            "insert into companies select * from companies order by id limit 1",
+        ),
+        "unique_stg_app__companies_tenant_id",
+        fails=True,
+    ),
+    "unknown_subscription_status": Case(
+        (f"update subscriptions set status = 'frozen' where id = {ONE_ACTIVE_SUB}",),
+        "subscription_status_unknown",
+        fails=False,
+    ),
+    "unknown_billing_cycle": Case(
+        (f"update vps_instances set billing_cycle = 'weekly' where id = {ONE_ACTIVE_VPS}",),
+        "vps_billing_cycle_unknown",
+        fails=True,
+    ),
+    "active_vps_without_cost_or_price": Case(
+        (f"update vps_instances set plan_code = 'custom-gpu' where id = {ONE_ACTIVE_VPS}",),
+        "active_vps_without_record_cost_or_price",
+        fails=True,
+    ),
+    "subscription_of_missing_company": Case(
+        (
+            f"delete from companies where id = (select tenant_id from subscriptions "
+            f"where id = {ONE_ACTIVE_SUB})",
+        ),
+        "subscription_of_unknown_tenant",
+        fails=True,
+    ),
+    "subscription_of_missing_plan": Case(
+        (f"update subscriptions set plan_id = gen_random_uuid() where id = {ONE_ACTIVE_SUB}",),
+        "subscription_of_unknown_plan",
+        fails=True,
+    ),
+    "vps_of_missing_tenant": Case(
+        (f"update vps_instances set tenant_id = gen_random_uuid() where id = {ONE_ACTIVE_VPS}",),
+        "vps_of_unknown_tenant",
+        fails=True,
+    ),
+    "ip_on_missing_vps": Case(
+        (
+            "update smtp_ip_addresses set vps_instance_id = gen_random_uuid() "
+            "where id = (select id from smtp_ip_addresses order by id limit 1)",
+        ),
+        "ip_on_unknown_vps",
+        fails=False,
+    ),
+    "payment_of_missing_subscription": Case(
+        (
+            "update payments set subscription_id = gen_random_uuid() "
+            "where id = (select id from payments order by id limit 1)",
+        ),
+        "payment_of_unknown_subscription",
+        fails=False,
+    ),
+    "billing_row_of_missing_subscription": Case(
+        (
+            "update billing_analytics set subscription_id = gen_random_uuid() "
+            "where id = (select id from billing_analytics order by id limit 1)",
+        ),
+        "billing_row_of_unknown_subscription",
+        fails=False,
+    ),
+    "plan_not_in_usd": Case(
+        ("update plans set currency = 'EUR' where name = 'Pro'",), "plan_not_in_usd", fails=False
+    ),
+    "payment_not_in_usd": Case(
+        (
+            "update payments set currency = 'GBP' "
+            "where id = (select id from payments order by id limit 1)",
+        ),
+        "payment_not_in_usd",
+        fails=False,
+    ),
+    "negative_payment_not_a_refund": Case(
+        (
+            "update payments set amount = -10 "
+            "where id = (select id from payments where status = 'succeeded' order by id limit 1)",
+        ),
+        "payment_negative_and_not_a_refund",
+        fails=True,
+    ),
+    "billing_period_ends_before_it_starts": Case(
+        (
+            "update billing_analytics set period_end = period_start - 1 "
+            "where id = (select id from billing_analytics order by id limit 1)",
+        ),
+        "billing_period_ends_before_it_starts",
+        fails=True,
+    ),
+    "payment_period_ends_before_it_starts": Case(
+        (
+            "update payments set billing_period_end = billing_period_start - 1 "
+            "where id = (select id from payments order by id limit 1)",
+        ),
+        "payment_period_ends_before_it_starts",
+        fails=True,
+    ),
+    "subscription_period_ends_before_it_starts": Case(
+        (
+            f"update subscriptions set current_period_end = current_period_start - 1 "
+            f"where id = {ONE_ACTIVE_SUB}",
+        ),
+        "subscription_period_ends_before_it_starts",
+        fails=True,
+    ),
+    "negative_emails_sent": Case(
+        (
+            "update billing_analytics set emails_sent = -5 "
+            "where id = (select id from billing_analytics order by id limit 1)",
+        ),
+        "billing_negative_emails_sent",
+        fails=True,
+    ),
+    "negative_record_cost_on_a_copy_without_the_check": Case(
+        (
+            "alter table vps_instances drop constraint chk_vps_approximate_cost_positive",
+            f"update vps_instances set approximate_cost = -3 where id = {ONE_ACTIVE_VPS}",
+        ),
+        "vps_negative_record_cost",
+        fails=True,
+    ),
+}
+
+
+def _lines_naming(output: str, test_name: str) -> list[str]:
+    return [line for line in output.splitlines() if test_name in line]
+
+
+@pytest.mark.parametrize("case_name", sorted(CASES))
+def test_bad_source_is_reported(built: Database, case_name: str) -> None:
+    case = CASES[case_name]
+    with built.connect() as conn:
+        for statement in case.statements:
+            conn.execute(statement)
+    result = built.dbt("build")
+    named = _lines_naming(result.stdout, case.test_name)
+    if case.fails:
+        assert result.returncode != 0, result.stdout[-3000:]
+        assert any("FAIL" in line for line in named), result.stdout[-3000:]
+        assert f"Failure in test {case.test_name}" in result.stdout
+    else:
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert any("WARN" in line for line in named), result.stdout[-3000:]
+        assert f"Warning in test {case.test_name}" in result.stdout
+
+
+def test_refunds_may_be_negative(built: Database) -> None:
+    with built.connect() as conn:
+        conn.execute(
+            "update payments set amount = -29.00, status = 'refunded' "
+            "where id = (select id from payments order by id limit 1)"
+        )
+    result = built.dbt("build")
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_empty_usage_table_means_zero_emails_not_an_error(built: Database) -> None:
+    with built.connect() as conn:
+        conn.execute("delete from billing_analytics")
+    built.dbt("build", check=True)
+    assert built.query(
+        "select count(*), sum(emails_sent_last_30_days), "
+        "sum(cost_per_email_delivered) from analytics.business_cost_allocation"
+    )[0][1:] == (0, 0)
+
+
+def test_changing_the_ip_constant_moves_only_defaulted_ips(built: Database, tmp_path: Path) -> None:
+    """Finance edits seeds/cost_assumptions.csv (in a copy of the project) and rebuilds:
+    every IP priced by the constant moves, none priced by its own record value does."""
+    with built.connect() as conn:
+        conn.execute(
+            "update smtp_ip_addresses set approximate_cost = 7.25 where id in "
+            "(select id from smtp_ip_addresses order by id limit 40)"
+        )
+    built.dbt("build", check=True)
+    before = dict(
+        built.query(
+            "select smtp_ip_id, monthly_cost || ' ' || cost_source "
+            "from analytics_intermediate.int_smtp_ip_monthly_cost"
+        )
+    )
+
+    project = tmp_path / "project"
+    shutil.copytree(
+        PROJECT,
+        project,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".pmcost", "target", "logs", ".git", "__pycache__", "*.egg-info"
+        ),
+    )
+    assumptions = project / "seeds" / "cost_assumptions.csv"
+    assumptions.write_text(assumptions.read_text().replace("4.99,", "6.49,"))
+    built.dbt("build", "--project-dir", str(project), check=True)
+    after = dict(
+        built.query(
+            "select smtp_ip_id, monthly_cost || ' ' || cost_source "
+            "from analytics_intermediate.int_smtp_ip_monthly_cost"
+        )
+    )
+
+    assert before.keys() == after.keys()
+    defaulted = [ip for ip, value in before.items() if value.endswith("default_constant")]
+    recorded = [ip for ip, value in before.items() if value.endswith(" record")]
+    assert defaulted and any(value == "7.25 record" for value in before.values())
+    assert all(before[ip] == "4.99 default_constant" for ip in defaulted)
+    assert all(after[ip] == "6.49 default_constant" for ip in defaulted)
+    assert all(after[ip] == before[ip] for ip in recorded)
