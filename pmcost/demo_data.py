@@ -22,6 +22,7 @@ from decimal import Decimal
 import psycopg
 from psycopg import sql
 
+from pmcost import access
 from pmcost.errors import PmcostError, UsageError
 
 DEMO_MARKER = "pmcost demo data"
@@ -438,6 +439,14 @@ def load(
             copy_rows(conn, schema, table, table_rows)
             if progress:
                 progress(f"  {schema}.{table}: {len(table_rows):,} rows")
+    created = access.ensure_group_roles(conn)
+    access.grant_application_columns(
+        conn,
+        schema,
+        {table: [name for name, _ in columns] for table, columns in APP_TABLES.items()},
+    )
+    if progress and created:
+        progress(f"  created roles: {', '.join(created)} (NOLOGIN groups of the access matrix)")
     for table in APP_TABLES:
         conn.execute(sql.SQL("analyze {}").format(_qualified(schema, table)))
     return DemoSummary(

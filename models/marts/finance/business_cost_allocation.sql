@@ -3,6 +3,7 @@
 -- revenue and never part of cost or cost per email. Profit compares the payments collected
 -- for the current period with that cost.
 {{ config(
+    grants=mart_grants(),
     post_hook=[
         "{{ guide_index('idx_business_cost_allocation_tenant', ['tenant_id']) }}",
         "{{ guide_index('idx_business_cost_allocation_plan', ['plan_name']) }}",

@@ -3,6 +3,8 @@
 -- the marts, or unallocated (shared pool, IP without a VPS, tenant without an active
 -- subscription). Allocated + unallocated = total modeled cost, to the cent. Shared database
 -- (NileDB) cost is Finance-level overhead and is not modeled here.
+-- No tenant rows: the application service (tenant-scoped) sees none of it.
+{{ config(grants=mart_grants(), meta={'tenant_scoped': false}) }}
 with
 
 vps_costs as (

@@ -2,6 +2,7 @@
 -- Revenue: sum of the tenant's active plan prices. Costs: modeled monthly VPS and SMTP IP
 -- costs, each aggregated to the tenant before this join (counted once per tenant).
 {{ config(
+    grants=mart_grants(),
     post_hook=[
         "{{ guide_index('idx_executive_business_summary_tenant', ['tenant_id']) }}",
         "{{ guide_index('idx_executive_business_summary_date', ['dashboard_date']) }}",
