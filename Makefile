@@ -21,6 +21,10 @@ test: $(INSTALLED)
 	$(BIN)/ruff format --check pmcost tests/python
 	$(BIN)/python -m pytest
 
+## docs: generate the dbt docs site and serve it on a free loopback port
+docs: $(INSTALLED)
+	$(BIN)/pmcost docs
+
 clean:
 	-$(BIN)/pmcost down
 	rm -rf $(VENV) .pmcost target logs

@@ -16,7 +16,7 @@ from pmcost import db, ddl, demo_data
 from pmcost import dbt as dbt_runner
 from pmcost.errors import PmcostError, UsageError
 from pmcost.refresh import refresh
-from pmcost.server import EmbeddedServer
+from pmcost.server import HOST, EmbeddedServer, free_port
 from pmcost.settings import DEFAULT_APP_SCHEMA, DEFAULT_TARGET, Target, state_dir
 
 EXAMPLE_QUERY = (
@@ -175,6 +175,18 @@ def cmd_dbt(args: argparse.Namespace) -> int:
     return dbt_runner.run(dbt_args, target, as_of=args.as_of, with_vars=not passthrough)
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Generate the docs site and serve it on a free loopback port until Ctrl-C."""
+    target = _target(args)
+    if not args.no_generate and dbt_runner.run(["docs", "generate"], target) != 0:
+        raise PmcostError("`dbt docs generate` failed (see dbt's output above)")
+    port = args.port or free_port()
+    print(f"docs site: http://{HOST}:{port}  (Ctrl-C stops it)", flush=True)
+    return dbt_runner.run(
+        ["docs", "serve", "--host", HOST, "--port", str(port), "--no-browser"], target
+    )
+
+
 def cmd_psql(args: argparse.Namespace) -> int:
     info = db.embedded_info()
     psql = EmbeddedServer(state_dir()).bin_dir() / "psql"
@@ -321,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     dbt_parser.add_argument("--as-of", type=_iso_date, help="as-of date for this run")
     dbt_parser.add_argument("dbt_args", nargs=argparse.REMAINDER, help="arguments for dbt")
     dbt_parser.set_defaults(func=cmd_dbt)
+
+    docs = commands.add_parser("docs", help="generate and serve the dbt docs site (lineage)")
+    _add_target(docs)
+    docs.add_argument("--port", type=int, help="loopback port (default: a free one)")
+    docs.add_argument("--no-generate", action="store_true", help="serve the last generated site")
+    docs.set_defaults(func=cmd_docs)
 
     psql = commands.add_parser("psql", help="open the bundled psql on the embedded server")
     psql.add_argument("psql_args", nargs="*", help="arguments for psql, e.g. -c 'select 1'")
