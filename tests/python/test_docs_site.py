@@ -1,0 +1,154 @@
+"""The docs site as a person sees it: served by dbt, rendered by headless Chromium.
+
+The rendered DOM must show the lineage path application table -> staging -> intermediate ->
+mart -> dashboard (each page's "Depends On" list), and a screenshot of the lineage graph is
+saved under target/ for a human to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pmcost.server import free_port
+
+from .conftest import BIN, PROJECT, Database
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=15000",
+]
+# (page, a node its "Depends On" list must show): the path source -> ... -> exposure
+LINEAGE_PATH = [
+    ("exposure/exposure.pmcost.executive_dashboard", "model.pmcost.executive_business_summary"),
+    (
+        "model/model.pmcost.executive_business_summary",
+        "model.pmcost.int_tenant_active_subscriptions",
+    ),
+    ("model/model.pmcost.int_tenant_active_subscriptions", "model.pmcost.stg_app__subscriptions"),
+    ("model/model.pmcost.stg_app__subscriptions", "source.pmcost.app.subscriptions"),
+]
+
+
+def _chromium() -> str:
+    """Debian's chromium, installed when missing (root + apt); skip only if that fails."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    apt_get = shutil.which("apt-get")
+    if os.geteuid() == 0 and apt_get:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run([apt_get, "update", "-qq"], env=env, capture_output=True, check=False)
+        subprocess.run(
+            [apt_get, "install", "-y", "-qq", "chromium"],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        found = shutil.which("chromium")
+    if not found:
+        pytest.skip(
+            "chromium is not installed and `apt-get install chromium` failed: "
+            "the docs site was not checked in a browser"
+        )
+    return found
+
+
+@pytest.fixture(scope="module")
+def docs_url(built_template: str, server, tmp_path_factory, profiles_dir) -> Iterator[str]:
+    database = Database(
+        server=server,
+        name=built_template,
+        work_dir=tmp_path_factory.mktemp("docs-site"),
+        profiles_dir=profiles_dir,
+    )
+    database.dbt("docs", "generate", check=True)
+    port = free_port()
+    serving = subprocess.Popen(
+        [
+            str(BIN / "dbt"),
+            "docs",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-browser",
+            "--target",
+            "postgres",
+        ],
+        cwd=PROJECT,
+        env=database.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert serving.poll() is None, "dbt docs serve exited"
+            assert time.monotonic() < deadline, "dbt docs serve did not start"
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        serving.terminate()
+        serving.wait(timeout=30)
+
+
+def _render(chromium: str, url: str, profile: Path, *extra: str) -> str:
+    result = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def _depends_on(dom: str) -> set[str]:
+    """The node ids linked from the page's rendered "Depends On" section."""
+    rendered = re.sub(r"<script.*?</script>", "", dom, flags=re.S)  # templates live in scripts
+    section = rendered.split("<h6>Depends On</h6>", 1)[1].split("</reference-list>", 1)[0]
+    return set(re.findall(r'href="#!/\w+/([\w.]+)"', section))
+
+
+def test_lineage_path_source_to_dashboard(docs_url: str, tmp_path: Path) -> None:
+    chromium = _chromium()
+    for page, parent in LINEAGE_PATH:
+        dom = _render(chromium, f"{docs_url}#!/{page}", tmp_path / "profile", "--dump-dom")
+        assert parent in _depends_on(dom), page
+
+
+def test_lineage_graph_screenshot(docs_url: str, tmp_path: Path) -> None:
+    chromium = _chromium()
+    target = PROJECT / "target"
+    target.mkdir(exist_ok=True)
+    shot = target / "docs-lineage.png"
+    shot.unlink(missing_ok=True)
+    _render(
+        chromium,
+        f"{docs_url}#!/exposure/exposure.pmcost.executive_dashboard?g_v=1",
+        tmp_path / "profile",
+        "--window-size=1600,1000",
+        f"--screenshot={shot}",
+    )
+    assert shot.is_file() and shot.stat().st_size > 20_000  # a drawn graph, not a blank page
