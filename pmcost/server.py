@@ -88,7 +88,10 @@ class ServerInfo:
 
 
 def port_is_free(port: int) -> bool:
+    """True when nothing listens on the port. SO_REUSEADDR, as PostgreSQL itself sets it: a
+    port whose last connections linger in TIME_WAIT (just after `pmcost down`) is free."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
