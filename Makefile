@@ -21,6 +21,10 @@ test: $(INSTALLED)
 	$(BIN)/ruff format --check pmcost tests/python
 	$(BIN)/python -m pytest
 
+## bench: speed and latency at 10,000 tenants on a throwaway server (figures in target/bench/)
+bench: $(INSTALLED)
+	$(BIN)/pmcost bench
+
 ## docs: generate the dbt docs site and serve it on a free loopback port
 docs: $(INSTALLED)
 	$(BIN)/pmcost docs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import traceback
@@ -148,9 +149,12 @@ def cmd_ddl(args: argparse.Namespace) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
+    if args.history_start and args.history_start > (args.as_of or date.today()):
+        raise UsageError("--history-start is after the as-of date; nothing to backfill")
     refresh(
         _target(args),
         as_of=args.as_of,
+        history_start=args.history_start,
         full_refresh=args.full_refresh,
         wait_seconds=args.wait,
         ddl_options=_ddl_options(args),
@@ -173,6 +177,32 @@ def cmd_dbt(args: argparse.Namespace) -> int:
         "init",
     )
     return dbt_runner.run(dbt_args, target, as_of=args.as_of, with_vars=not passthrough)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pmcost import bench  # heavy and rarely used: imported on demand
+
+    # a terminated benchmark still deletes its throwaway server (finally blocks run)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    try:
+        sizes = [int(size) for size in args.tenants.split(",")]
+    except ValueError:
+        raise UsageError(f"--tenants {args.tenants!r}: give a number or a comma list") from None
+    if any(size < 1 for size in sizes):
+        raise UsageError("--tenants must be at least 1")
+    if args.chaos:
+        figures = bench.chaos(sizes[0])
+        print(f"figures: {bench.write_json(figures, 'chaos')}")
+        return 0
+    if len(sizes) > 1:
+        figures = bench.scaling(sizes)
+        print(f"figures: {bench.write_json(figures, 'scaling')}")
+        return 0
+    figures = bench.run(sizes[0], seconds=args.seconds)
+    bench.print_table(figures)
+    print(f"figures: {bench.write_json(figures, 'bench')}")
+    return 0
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
@@ -315,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-of", type=_iso_date, help="the day the marts describe, YYYY-MM-DD (default today)"
     )
     refresh_parser.add_argument(
+        "--history-start",
+        type=_iso_date,
+        help="backfill the daily fact from this day to the as-of date, YYYY-MM-DD",
+    )
+    refresh_parser.add_argument(
         "--full-refresh", action="store_true", help="rebuild incremental models from scratch"
     )
     refresh_parser.add_argument(
@@ -339,6 +374,22 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--port", type=int, help="loopback port (default: a free one)")
     docs.add_argument("--no-generate", action="store_true", help="serve the last generated site")
     docs.set_defaults(func=cmd_docs)
+
+    bench_parser = commands.add_parser(
+        "bench", help="benchmark on a throwaway server: speed, latency, memory, reliability"
+    )
+    bench_parser.add_argument(
+        "--tenants",
+        default="10000",
+        help="tenants (default 10000); a comma list runs the scaling run",
+    )
+    bench_parser.add_argument(
+        "--seconds", type=float, default=10.0, help="duration of each latency run (default 10)"
+    )
+    bench_parser.add_argument(
+        "--chaos", action="store_true", help="reliability run: readers during refresh, kill, races"
+    )
+    bench_parser.set_defaults(func=cmd_bench)
 
     psql = commands.add_parser("psql", help="open the bundled psql on the embedded server")
     psql.add_argument("psql_args", nargs="*", help="arguments for psql, e.g. -c 'select 1'")

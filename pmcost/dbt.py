@@ -39,10 +39,14 @@ def dbt_environment(target: Target) -> dict[str, str]:
     return env
 
 
-def dbt_vars(target: Target, as_of: date | None) -> dict[str, str]:
+def dbt_vars(
+    target: Target, as_of: date | None, history_start: date | None = None
+) -> dict[str, str]:
     values = {"app_schema": target.app_schema}
     if as_of is not None:
         values["as_of_date"] = as_of.isoformat()
+    if history_start is not None:
+        values["history_start"] = history_start.isoformat()
     return values
 
 
@@ -57,11 +61,16 @@ def dbt_executable() -> str:
 
 
 def run(
-    args: list[str], target: Target, *, as_of: date | None = None, with_vars: bool = True
+    args: list[str],
+    target: Target,
+    *,
+    as_of: date | None = None,
+    history_start: date | None = None,
+    with_vars: bool = True,
 ) -> int:
     """Run `dbt <args> --target <target>` in the project folder; returns dbt's exit code."""
     command = [dbt_executable(), *args, "--target", target.name]
     if with_vars:
-        command += ["--vars", json.dumps(dbt_vars(target, as_of))]
+        command += ["--vars", json.dumps(dbt_vars(target, as_of, history_start))]
     completed = subprocess.run(command, cwd=project_dir(), env=dbt_environment(target), check=False)
     return completed.returncode

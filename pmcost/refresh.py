@@ -16,6 +16,7 @@ def refresh(
     target: Target,
     *,
     as_of: date | None = None,
+    history_start: date | None = None,
     full_refresh: bool = False,
     wait_seconds: float = 0.0,
     ddl_options: ddl.RunOptions | None = None,
@@ -44,7 +45,7 @@ def refresh(
             if not result.applied:
                 say("  nothing to do: columns, constraints and indexes already in place")
             build_args = ["build"] + (["--full-refresh"] if full_refresh else [])
-            if dbt_runner.run(build_args, target, as_of=as_of) != 0:
+            if dbt_runner.run(build_args, target, as_of=as_of, history_start=history_start) != 0:
                 raise PmcostError(
                     "`dbt build` failed (see dbt's output above); the previous "
                     "marts stay in place for every model that did not rebuild"

@@ -9,7 +9,15 @@ from .conftest import BIN, PROJECT, Database
 
 def test_sqlfluff_is_clean(database: Database) -> None:
     result = subprocess.run(
-        [str(BIN / "sqlfluff"), "lint", "models", "analyses", "tests/dbt", "--nocolor"],
+        [
+            str(BIN / "sqlfluff"),
+            "lint",
+            "models",
+            "analyses",
+            "snapshots",
+            "tests/dbt",
+            "--nocolor",
+        ],
         cwd=PROJECT,
         env=database.env(),
         capture_output=True,

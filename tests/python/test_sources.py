@@ -142,6 +142,11 @@ CASES: dict[str, Case] = {
         "billing_negative_emails_sent",
         fails=True,
     ),
+    "plan_without_price": Case(
+        ("update plans set price_monthly = null where name = 'Pro'",),
+        "plan_without_price",
+        fails=True,
+    ),
     "negative_record_cost_on_a_copy_without_the_check": Case(
         (
             "alter table vps_instances drop constraint chk_vps_approximate_cost_positive",
@@ -211,14 +216,7 @@ def test_changing_the_ip_constant_moves_only_defaulted_ips(built: Database, tmp_
         )
     )
 
-    project = tmp_path / "project"
-    shutil.copytree(
-        PROJECT,
-        project,
-        ignore=shutil.ignore_patterns(
-            ".venv", ".pmcost", "target", "logs", ".git", "__pycache__", "*.egg-info"
-        ),
-    )
+    project = _project_copy(tmp_path)
     assumptions = project / "seeds" / "cost_assumptions.csv"
     assumptions.write_text(assumptions.read_text().replace("4.99,", "6.49,"))
     built.dbt("build", "--project-dir", str(project), check=True)
@@ -236,3 +234,34 @@ def test_changing_the_ip_constant_moves_only_defaulted_ips(built: Database, tmp_
     assert all(before[ip] == "4.99 default_constant" for ip in defaulted)
     assert all(after[ip] == "6.49 default_constant" for ip in defaulted)
     assert all(after[ip] == before[ip] for ip in recorded)
+
+
+def _project_copy(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    shutil.copytree(
+        PROJECT,
+        project,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".pmcost", "target", "logs", ".git", "__pycache__", "*.egg-info"
+        ),
+    )
+    return project
+
+
+def test_text_in_a_numeric_seed_column_names_the_seed(built: Database, tmp_path: Path) -> None:
+    project = _project_copy(tmp_path)
+    prices = project / "seeds" / "vps_price_list.csv"
+    prices.write_text(prices.read_text().replace("vps-1gb,monthly,8.99,", "vps-1gb,monthly,n/a,"))
+    result = built.dbt("build", "--project-dir", str(project))
+    assert result.returncode != 0
+    assert "vps_price_list" in result.stdout
+    assert 'invalid input syntax for type numeric: "n/a"' in result.stdout
+
+
+def test_price_list_row_without_a_price_is_an_error(built: Database, tmp_path: Path) -> None:
+    project = _project_copy(tmp_path)
+    prices = project / "seeds" / "vps_price_list.csv"
+    prices.write_text(prices.read_text().replace("vps-1gb,monthly,8.99,", "vps-1gb,monthly,,"))
+    result = built.dbt("build", "--project-dir", str(project))
+    assert result.returncode != 0
+    assert "Failure in test price_list_row_without_price" in result.stdout

@@ -1,0 +1,18 @@
+{#- First day an incremental run of the daily models (re)computes: var history_start
+    (YYYY-MM-DD) for a backfill, else the as-of date minus var daily_lookback_days, so late
+    billing rows and payments of the last few days are picked up. -#}
+{% macro history_start_date() -%}
+    {%- set raw = var('history_start', none) -%}
+    {%- if raw is none or (raw | string | trim) == '' -%}
+        ({{ as_of_date() }} - {{ var('daily_lookback_days') | int }})
+    {%- else -%}
+        {%- set value = raw | string | trim -%}
+        {%- if not modules.re.match('^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$', value) -%}
+            {{ exceptions.raise_compiler_error(
+                "var history_start = '" ~ value ~ "' is not a date: use YYYY-MM-DD, "
+                ~ "e.g. --vars '{history_start: \"2026-10-01\", as_of_date: \"2026-11-01\"}'"
+            ) }}
+        {%- endif -%}
+        cast('{{ value }}' as date)
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,581 @@
+"""`pmcost bench`: speed against the hand-written limit, dashboard latency, and reliability.
+
+Everything runs on a throwaway embedded server (its own state folder, deleted at the end), so
+a benchmark never touches the project's own database. Figures are printed as one table and
+written as JSON under target/bench/ so runs can be compared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from pmcost import bench_sql, ddl, demo_data
+from pmcost.server import EmbeddedServer, ServerInfo
+from pmcost.settings import project_dir
+
+GUIDE_QUERIES = (
+    "daily_executive_health_check",
+    "cost_optimization_opportunities",
+    "monthly_cost_analysis_by_tenant",
+    "cost_per_email_analysis",
+    "test_business_view_accuracy",
+    "validate_calculations",
+)
+Say = Callable[[str], None]
+
+
+@dataclass
+class Bench:
+    """A throwaway embedded server with the project's command line pointed at it."""
+
+    tenants: int
+    seed: int = 42
+    say: Say = print
+    figures: dict[str, object] = field(default_factory=dict)
+    state: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pmcost-bench-")))
+
+    def __post_init__(self) -> None:
+        self.state.chmod(0o755)
+        self.server = EmbeddedServer(self.state)
+        self.info: ServerInfo = self.server.up()
+        with self.connect() as conn:
+            self.as_of: date = conn.execute("select current_date").fetchone()[0]  # type: ignore[index]
+
+    def close(self) -> None:
+        self.server.destroy()
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.info.conninfo(), autocommit=True)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "PMCOST_STATE_DIR": str(self.state),
+                "PMCOST_TARGET": "embedded",
+                "DBT_TARGET_PATH": str(self.state / "target"),
+                "DBT_LOG_PATH": str(self.state / "logs"),
+                "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            }
+        )
+        env.pop("DBT_PROFILES_DIR", None)
+        return env
+
+    def pmcost(
+        self, *args: str, check: bool = True
+    ) -> tuple[float, subprocess.CompletedProcess[str]]:
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-m", "pmcost.cli", *args],
+            cwd=project_dir(),
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        elapsed = time.perf_counter() - started
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"pmcost {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}"
+            )
+        return elapsed, result
+
+    def dbt(self, *args: str, as_of: date | None = None) -> float:
+        day = (as_of or self.as_of).isoformat()
+        elapsed, _ = self.pmcost("dbt", "--as-of", day, "--", *args)
+        return elapsed
+
+    # -- steps -------------------------------------------------------------------------------------
+    def load(self) -> None:
+        with self.connect() as conn:
+            started = time.perf_counter()
+            summary = demo_data.load(
+                conn, tenants=self.tenants, seed=self.seed, anchor=self.as_of, schema="public"
+            )
+            self.figures["demo_data_s"] = time.perf_counter() - started
+            self.figures["billing_rows"] = summary.rows["billing_analytics"]
+            started = time.perf_counter()
+            result = ddl.apply(conn, "public", say=lambda _message: None)
+            self.figures["pre_hook_s"] = time.perf_counter() - started
+            assert result.ok, result
+
+    def build_times(self) -> None:
+        # seeds and snapshots are Finance's input and its history, not part of the model run
+        self.dbt("seed")
+        self.dbt("snapshot")
+        self.figures["dbt_run_s"] = self.dbt("run")
+        self.figures["dbt_build_s"] = self.dbt("build")
+        with self.connect() as conn:
+            conn.execute("drop schema if exists bench_limit cascade")
+            conn.execute("create schema bench_limit")
+            started = time.perf_counter()
+            for mart, template in bench_sql.MARTS.items():
+                statement = bench_sql.render(
+                    template,
+                    app_schema="public",
+                    reference_schema="analytics_reference",
+                    as_of=self.as_of,
+                )
+                conn.execute(
+                    sql.SQL("create table bench_limit.{} as ").format(sql.Identifier(mart))
+                    + statement
+                )
+            self.figures["limit_s"] = time.perf_counter() - started
+            for mart in bench_sql.MARTS:
+                differing = conn.execute(
+                    sql.SQL(
+                        "select count(*) from ((select * from analytics.{m} except all "
+                        "select * from bench_limit.{m}) union all (select * from bench_limit.{m} "
+                        "except all select * from analytics.{m})) as diff"
+                    ).format(m=sql.Identifier(mart))
+                ).fetchone()
+                assert differing == (0,), f"hand-written {mart} differs from the mart"
+        self.figures["dbt_run_vs_limit"] = self.figures["dbt_run_s"] / self.figures["limit_s"]  # type: ignore[operator]
+        self.figures["dbt_build_vs_limit"] = self.figures["dbt_build_s"] / self.figures["limit_s"]  # type: ignore[operator]
+
+    def live_views(self) -> None:
+        """The guide's approach: views computed on every query (join bugs fixed)."""
+        with self.connect() as conn:
+            conn.execute("drop schema if exists bench_live cascade")
+            conn.execute("create schema bench_live")
+            for mart, template in bench_sql.MARTS.items():
+                statement = bench_sql.render(
+                    template,
+                    app_schema="public",
+                    reference_schema="analytics_reference",
+                    as_of=None,
+                )
+                conn.execute(
+                    sql.SQL("create view bench_live.{} as ").format(sql.Identifier(mart))
+                    + statement
+                )
+
+    def latency(
+        self, clients: int, schema: str, seconds: float, transactions: int | None = None
+    ) -> dict[str, float]:
+        """p50/p95/p99 in ms of the guide's six queries under pgbench with `clients` clients,
+        for `seconds`, or for `transactions` queries per client (the slow live views)."""
+        duration = ["-t", str(transactions)] if transactions else ["-T", str(max(1, int(seconds)))]
+        scripts = self.state / "pgbench"
+        scripts.mkdir(exist_ok=True)
+        analyses = project_dir() / "analyses"
+        args = []
+        for name in GUIDE_QUERIES:
+            text = re.sub(
+                r"\{\{\s*ref\('(\w+)'\)\s*\}\}", r"\1", (analyses / f"{name}.sql").read_text()
+            )
+            text = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
+            (scripts / f"{name}.sql").write_text(text.strip() + "\n")
+            args += ["-f", str(scripts / f"{name}.sql")]
+        logs = scripts / f"log-{schema}-{clients}"
+        shutil.rmtree(logs, ignore_errors=True)
+        logs.mkdir()
+        env = {
+            **os.environ,
+            "PGPASSWORD": self.info.password,
+            "PGOPTIONS": f"-c search_path={schema}",
+        }
+        subprocess.run(
+            [
+                str(self.server.bin_dir() / "pgbench"),
+                "-n",
+                "-h",
+                self.info.host,
+                "-p",
+                str(self.info.port),
+                "-U",
+                self.info.user,
+                "-c",
+                str(clients),
+                "-j",
+                str(min(clients, 4)),
+                *duration,
+                "--log",
+                f"--log-prefix={logs}/pgbench",
+                *args,
+                self.info.dbname,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=scripts,
+        )
+        latencies = sorted(
+            int(line.split()[2]) / 1000.0
+            for log in logs.iterdir()
+            for line in log.read_text().splitlines()
+            if line.strip()
+        )
+        return {
+            "p50_ms": _percentile(latencies, 50),
+            "p95_ms": _percentile(latencies, 95),
+            "p99_ms": _percentile(latencies, 99),
+            "queries": float(len(latencies)),
+        }
+
+    def incremental_vs_full(self) -> None:
+        """The daily fact: rebuilding its whole history against one daily incremental run."""
+        first_day = self.as_of.toordinal() - demo_data.USAGE_DAYS + 1
+        history_start = date.fromordinal(first_day).isoformat()
+        started = time.perf_counter()
+        self.pmcost(
+            "dbt",
+            "--as-of",
+            self.as_of.isoformat(),
+            "--",
+            "run",
+            "--select",
+            "fct_tenant_economics_daily",
+            "--full-refresh",
+            "--vars",
+            f'{{"history_start": "{history_start}", "as_of_date": "{self.as_of.isoformat()}"}}',
+        )
+        self.figures["daily_full_history_s"] = time.perf_counter() - started
+        self.figures["daily_full_history_model_s"] = self._model_seconds(
+            "fct_tenant_economics_daily"
+        )
+        next_day = date.fromordinal(self.as_of.toordinal() + 1)
+        self.figures["daily_incremental_s"] = self.dbt(
+            "run", "--select", "fct_tenant_economics_daily", as_of=next_day
+        )
+        self.figures["daily_incremental_model_s"] = self._model_seconds(
+            "fct_tenant_economics_daily"
+        )
+        self.figures["incremental_vs_full_model"] = (
+            self.figures["daily_incremental_model_s"] / self.figures["daily_full_history_model_s"]
+        )  # type: ignore[operator]
+        self.figures["incremental_vs_full"] = (
+            self.figures["daily_incremental_s"] / self.figures["daily_full_history_s"]
+        )  # type: ignore[operator]
+
+    def _model_seconds(self, model: str) -> float:
+        """The model's own execution time in the last dbt run (no dbt start-up or parse)."""
+        results = json.loads((self.state / "target" / "run_results.json").read_text())
+        return sum(
+            result["execution_time"]
+            for result in results["results"]
+            if result["unique_id"] == f"model.pmcost.{model}"
+        )
+
+    def refresh_time_and_memory(self) -> None:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        elapsed, _ = self.pmcost("refresh", "--as-of", self.as_of.isoformat())
+        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        self.figures["refresh_s"] = elapsed
+        self.figures["refresh_peak_rss_mib"] = max(peak_kib, before) / 1024
+
+
+def _percentile(values: list[float], percent: int) -> float:
+    if not values:
+        return float("nan")
+    index = min(len(values) - 1, max(0, round(percent / 100 * len(values)) - 1))
+    return values[index]
+
+
+def run(tenants: int, *, seconds: float = 10.0, say: Say = print) -> dict[str, object]:
+    bench = Bench(tenants=tenants, say=say)
+    try:
+        say(f"bench: {tenants:,} tenants on a throwaway server (port {bench.info.port})")
+        say("  loading demo data and applying the pre-hook ...")
+        bench.load()
+        say("  timing dbt run, dbt build and the hand-written limit ...")
+        bench.build_times()
+        bench.live_views()
+        # the live views take seconds per query: a fixed count per client bounds the run
+        plan = (
+            ("analytics", "marts", {1: None, 100: None}),
+            ("bench_live", "live_views", {1: 12, 100: 1}),
+        )
+        for schema, label, per_client in plan:
+            for clients, transactions in per_client.items():
+                say(f"  dashboard queries on {label}, {clients} client(s) ...")
+                bench.figures[f"{label}_{clients}_clients"] = bench.latency(
+                    clients, schema, seconds, transactions
+                )
+        say("  timing pmcost refresh ...")
+        bench.refresh_time_and_memory()
+        say("  timing the daily fact: full history against one incremental day ...")
+        bench.incremental_vs_full()
+        marts_p95 = bench.figures["marts_100_clients"]["p95_ms"]  # type: ignore[index]
+        live_p95 = bench.figures["live_views_100_clients"]["p95_ms"]  # type: ignore[index]
+        bench.figures["live_vs_marts_p95_100_clients"] = live_p95 / marts_p95
+        bench.figures["tenants"] = tenants
+        return bench.figures
+    finally:
+        bench.close()
+
+
+def print_table(figures: dict[str, object], say: Say = print) -> None:
+    def seconds(key: str) -> str:
+        return f"{figures[key]:.2f} s"
+
+    rows = [
+        (
+            "tenants / billing_analytics rows",
+            f"{figures['tenants']:,} / {figures['billing_rows']:,}",
+        ),
+        ("demo data load", seconds("demo_data_s")),
+        ("pre-hook (column DDL)", seconds("pre_hook_s")),
+        ("dbt run (all models)", seconds("dbt_run_s")),
+        ("dbt build (models, tests, unit tests)", seconds("dbt_build_s")),
+        ("limit: hand-written create table as x2", seconds("limit_s")),
+        ("dbt run / limit", f"{figures['dbt_run_vs_limit']:.1f}x  (target <= 1.2x)"),
+        ("dbt build / limit", f"{figures['dbt_build_vs_limit']:.1f}x  (target <= 2x)"),
+    ]
+    for label in ("marts", "live_views"):
+        for clients in (1, 100):
+            lat = figures[f"{label}_{clients}_clients"]
+            rows.append(
+                (
+                    f"guide queries on {label}, {clients} client(s)",
+                    f"p50 {lat['p50_ms']:.1f} / p95 {lat['p95_ms']:.1f} / "  # type: ignore[index]
+                    f"p99 {lat['p99_ms']:.1f} ms ({lat['queries']:.0f} queries)",
+                )
+            )  # type: ignore[index]
+    rows += [
+        (
+            "live views / marts, p95 at 100 clients",
+            f"{figures['live_vs_marts_p95_100_clients']:.0f}x  (target >= 20x)",
+        ),
+        ("pmcost refresh (pre-hook, build, docs)", seconds("refresh_s")),
+        ("refresh peak memory (process tree)", f"{figures['refresh_peak_rss_mib']:.0f} MiB"),
+        (
+            f"daily fact, full history ({demo_data.USAGE_DAYS} days)",
+            seconds("daily_full_history_s"),
+        ),
+        ("daily fact, incremental day (lookback 3)", seconds("daily_incremental_s")),
+        ("incremental / full, wall time", f"{figures['incremental_vs_full']:.0%}  (target <= 10%)"),
+        (
+            "incremental / full, model time",
+            f"{figures['daily_incremental_model_s']:.2f} s / "
+            f"{figures['daily_full_history_model_s']:.2f} s "
+            f"= {figures['incremental_vs_full_model']:.0%}",
+        ),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        say(f"  {label.ljust(width)}  {value}")
+
+
+def write_json(figures: dict[str, object], name: str) -> Path:
+    folder = project_dir() / "target" / "bench"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    return path
+
+
+def scaling(sizes: list[int], say: Say = print) -> dict[str, object]:
+    """dbt build time per tenant at several sizes: linear growth shows as a flat column."""
+    results: dict[str, object] = {}
+    say(f"  {'tenants':>8}  {'billing rows':>12}  {'dbt build':>10}  {'per 1k tenants':>14}")
+    for size in sizes:
+        bench = Bench(tenants=size, say=say)
+        try:
+            bench.load()
+            bench.dbt("seed")
+            build = bench.dbt("build")
+            results[str(size)] = {
+                "dbt_build_s": build,
+                "billing_rows": bench.figures["billing_rows"],
+            }
+            say(
+                f"  {size:>8,}  {bench.figures['billing_rows']:>12,}  {build:>8.2f} s  "
+                f"{build / size * 1000:>12.3f} s"
+            )
+        finally:
+            bench.close()
+    return results
+
+
+# -- reliability ----------------------------------------------------------------------------------
+@contextmanager
+def _readers(bench: Bench, count: int) -> Iterator[dict[str, int]]:
+    """`count` threads reading both marts in a loop; counts reads, failures, empty results."""
+    stats = {"reads": 0, "failed": 0, "empty": 0}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def read() -> None:
+        with bench.connect() as conn:
+            while not stop.is_set():
+                for mart in bench_sql.MARTS:
+                    try:
+                        rows = conn.execute(
+                            sql.SQL("select count(*) from analytics.{}").format(
+                                sql.Identifier(mart)
+                            )
+                        ).fetchone()
+                        outcome = "empty" if rows is None or rows[0] == 0 else "reads"
+                    except psycopg.Error:
+                        outcome = "failed"
+                    with lock:
+                        stats["reads"] += 1
+                        if outcome != "reads":
+                            stats[outcome] += 1
+
+    threads = [threading.Thread(target=read, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield stats
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+
+
+def chaos(tenants: int, say: Say = print) -> dict[str, object]:
+    bench = Bench(tenants=tenants, say=say)
+    figures: dict[str, object] = {"tenants": tenants}
+    try:
+        bench.load()
+        bench.pmcost("refresh", "--as-of", bench.as_of.isoformat())
+        with bench.connect() as conn:
+            expected = conn.execute(
+                "select count(*) from analytics.executive_business_summary"
+            ).fetchone()
+
+        # 1. 100 readers during a full refresh
+        with _readers(bench, 100) as stats:
+            bench.pmcost("refresh", "--full-refresh", "--as-of", bench.as_of.isoformat())
+        figures["readers_during_refresh"] = dict(stats)
+        say(
+            f"  100 readers during a full refresh: {stats['reads']:,} reads, "
+            f"{stats['failed']} failed, {stats['empty']} empty"
+        )
+
+        # 2. refresh killed halfway: the previous marts stay readable and complete
+        command = [
+            sys.executable,
+            "-m",
+            "pmcost.cli",
+            "refresh",
+            "--full-refresh",
+            "--as-of",
+            bench.as_of.isoformat(),
+        ]
+        victim = subprocess.Popen(
+            command,
+            cwd=project_dir(),
+            env=bench.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        assert victim.stdout is not None
+        for line in victim.stdout:  # kill once dbt is building models
+            if "START sql table model" in line:
+                break
+        time.sleep(0.3)
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait()
+        with bench.connect() as conn:
+            after_kill = conn.execute(
+                "select count(*) from analytics.executive_business_summary"
+            ).fetchone()
+        _, again = bench.pmcost(
+            "refresh", "--as-of", bench.as_of.isoformat(), "--wait", "60", check=False
+        )
+        figures["killed_refresh"] = {
+            "marts_rows_before": expected[0],  # type: ignore[index]
+            "marts_rows_after_kill": after_kill[0],  # type: ignore[index]
+            "next_refresh_exit": again.returncode,
+        }
+        say(
+            f"  refresh killed halfway: marts rows {expected[0]} before, "  # type: ignore[index]
+            f"{after_kill[0]} after the kill; next refresh exit {again.returncode}"
+        )  # type: ignore[index]
+
+        # 3. two refreshes at once: one runs, the other exits clearly
+        pair = [
+            subprocess.Popen(
+                [sys.executable, "-m", "pmcost.cli", "refresh", "--as-of", bench.as_of.isoformat()],
+                cwd=project_dir(),
+                env=bench.env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outcomes = sorted(
+            (proc.wait(), (proc.stderr.read() if proc.stderr else "").strip()) for proc in pair
+        )
+        figures["two_refreshes"] = [code for code, _ in outcomes]
+        say(
+            f"  two refreshes at once: exit codes {[code for code, _ in outcomes]} "
+            f"({outcomes[-1][1].splitlines()[-1] if outcomes[-1][1] else 'no message'})"
+        )
+
+        # 4. the pre-hook against a table under concurrent application writes
+        with bench.connect() as conn:
+            ddl.rollback(conn, "public", drop_columns=True, say=lambda _message: None)
+        write_ms: list[float] = []
+        stop = threading.Event()
+
+        def write() -> None:
+            with bench.connect() as conn:
+                while not stop.is_set():
+                    started = time.perf_counter()
+                    conn.execute(
+                        "update vps_instances set updated_at = now() where id = "
+                        "(select id from vps_instances order by random() limit 1)"
+                    )
+                    write_ms.append((time.perf_counter() - started) * 1000)
+
+        writers = [threading.Thread(target=write, daemon=True) for _ in range(4)]
+        for thread in writers:
+            thread.start()
+        time.sleep(0.5)
+        with bench.connect() as conn:
+            started = time.perf_counter()
+            result = ddl.apply(
+                conn,
+                "public",
+                options=ddl.RunOptions(lock_timeout_ms=500),
+                say=lambda _message: None,
+            )
+            apply_s = time.perf_counter() - started
+        time.sleep(0.5)
+        stop.set()
+        for thread in writers:
+            thread.join(timeout=30)
+        ordered = sorted(write_ms)
+        figures["pre_hook_under_writes"] = {
+            "apply_ok": result.ok,
+            "apply_s": apply_s,
+            "writes": len(ordered),
+            "write_p50_ms": statistics.median(ordered),
+            "write_p99_ms": _percentile(ordered, 99),
+            "write_max_ms": ordered[-1],
+        }
+        say(
+            f"  pre-hook under 4 writers: apply {'ok' if result.ok else 'FAILED'} in "
+            f"{apply_s:.2f} s; application writes p50 {statistics.median(ordered):.1f} ms, "
+            f"p99 {_percentile(ordered, 99):.1f} ms, max {ordered[-1]:.1f} ms"
+        )
+        return figures
+    finally:
+        bench.close()

@@ -1,0 +1,192 @@
+"""History: the daily fact is incremental with a lookback, backfills are reproducible, and a
+past day keeps the prices that held then (snapshots)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from .conftest import Database
+
+DAY1 = date(2026, 11, 20)
+DAY2 = DAY1 + timedelta(days=1)
+FACT = "analytics.fct_tenant_economics_daily"
+
+
+def _rows(database: Database, day: date) -> dict[object, tuple]:
+    return {
+        row[0]: row[1:]
+        for row in database.query(
+            f"select * from {FACT} where economics_date = %s order by tenant_id", (day,)
+        )
+    }
+
+
+def _emails(database: Database, day: date) -> int:
+    return int(
+        database.query(
+            f"select coalesce(sum(emails_sent_last_30_days), 0) from {FACT} "
+            "where economics_date = %s",
+            (day,),
+        )[0][0]
+    )
+
+
+@pytest.fixture
+def history(database: Database) -> Database:
+    database.load_demo(tenants=60, seed=13, anchor=DAY1)
+    assert database.apply_ddl().ok
+    database.dbt("build", as_of=DAY1, check=True)
+    return database
+
+
+def _add_day(database: Database, day: date, emails: int = 1000) -> None:
+    """A billing row on `day` for every active subscription (the application's next day)."""
+    database.query(
+        "insert into billing_analytics (id, subscription_id, period_start, period_end, "
+        "emails_sent, emails_delivered, emails_bounced, created_at) "
+        "select gen_random_uuid(), id, %s, %s, %s, %s, 0, now() from subscriptions "
+        "where lower(trim(status)) = 'active' returning 1",
+        (day, day, emails, emails),
+    )
+
+
+def test_incremental_day_two_keeps_day_one(history: Database) -> None:
+    lookback = history.query(f"select min(economics_date), max(economics_date) from {FACT}")[0]
+    assert lookback == (DAY1 - timedelta(days=3), DAY1)
+    day1 = _rows(history, DAY1)
+    _add_day(history, DAY2)
+    history.dbt("build", as_of=DAY2, check=True)  # the daily run, incremental
+    assert _rows(history, DAY1) == day1
+    assert history.query(f"select max(economics_date) from {FACT}") == [(DAY2,)]
+    # the marts for day 2 equal the fact's day-2 rows (a dbt test checks every column)
+    test = history.dbt("test", "--select", "assert_daily_fact_matches_marts", as_of=DAY2)
+    assert test.returncode == 0, test.stdout[-3000:]
+
+
+def test_late_rows_inside_the_lookback_count_outside_do_not(history: Database) -> None:
+    history.dbt("build", as_of=DAY2, check=True)
+    inside, outside = DAY1, DAY2 - timedelta(days=5)
+    # backfill the older day once, so it exists in the fact
+    history.dbt(
+        "run",
+        "--select",
+        "fct_tenant_economics_daily",
+        as_of=DAY2,
+        check=True,
+        extra_vars={"history_start": outside.isoformat()},
+    )
+    before_inside, before_outside = _emails(history, inside), _emails(history, outside)
+    _add_day(history, inside, emails=5000)
+    _add_day(history, outside, emails=7000)
+    history.dbt("run", "--select", "fct_tenant_economics_daily", as_of=DAY2, check=True)
+    assert _emails(history, inside) > before_inside  # inside the 3-day lookback: picked up
+    assert _emails(history, outside) == before_outside  # outside: kept until a backfill
+    history.dbt(
+        "run",
+        "--select",
+        "fct_tenant_economics_daily",
+        as_of=DAY2,
+        check=True,
+        extra_vars={"history_start": outside.isoformat()},
+    )
+    assert _emails(history, outside) > before_outside
+
+
+def test_backfill_twice_gives_identical_rows(history: Database) -> None:
+    start = (DAY1 - timedelta(days=10)).isoformat()
+    history.dbt(
+        "run",
+        "--select",
+        "fct_tenant_economics_daily",
+        as_of=DAY1,
+        check=True,
+        extra_vars={"history_start": start},
+    )
+    first = history.query(f"select * from {FACT} order by tenant_id, economics_date")
+    history.dbt(
+        "run",
+        "--select",
+        "fct_tenant_economics_daily",
+        as_of=DAY1,
+        check=True,
+        extra_vars={"history_start": start},
+    )
+    assert history.query(f"select * from {FACT} order by tenant_id, economics_date") == first
+    assert len({row[1] for row in first}) == 11
+
+
+def test_price_change_moves_day_two_not_day_one(history: Database) -> None:
+    pro_tenants = history.query(
+        "select count(*) from analytics.executive_business_summary where plan_name = 'Pro'"
+    )
+    assert pro_tenants[0][0] > 0
+    day1 = history.query(
+        f"select sum(monthly_subscription_revenue) from {FACT} where economics_date = %s", (DAY1,)
+    )[0][0]
+    history.query(
+        "update plans set price_monthly = price_monthly + 100 where name = 'Pro' returning 1"
+    )
+    history.dbt("build", as_of=DAY2, check=True)
+    after_day1 = history.query(
+        f"select sum(monthly_subscription_revenue) from {FACT} where economics_date = %s", (DAY1,)
+    )[0][0]
+    day2 = history.query(
+        f"select sum(monthly_subscription_revenue) from {FACT} where economics_date = %s", (DAY2,)
+    )[0][0]
+    assert after_day1 == day1  # recomputed (inside the lookback) with the day-1 price
+    pro_subscriptions = history.query(
+        "select count(*) from subscriptions as s join plans as p on p.id = s.plan_id "
+        "where lower(trim(s.status)) = 'active' and p.name = 'Pro'"
+    )[0][0]
+    assert day2 - day1 == 100 * pro_subscriptions
+
+
+def test_anomalies_flag_a_tenant_whose_cost_jumped(history: Database) -> None:
+    tenant = history.query(
+        f"select tenant_id from {FACT} where economics_date = %s and total_monthly_cost > 0 "
+        "order by tenant_id limit 1",
+        (DAY1,),
+    )[0][0]
+    history.query(
+        "update vps_instances set approximate_cost = 999 where tenant_id = %s "
+        "and lower(trim(status)) = 'active' returning 1",
+        (tenant,),
+    )
+    history.dbt("build", as_of=DAY2, check=True)
+    flagged = history.query(
+        "select anomaly_type from analytics.tenant_cost_anomalies where tenant_id = %s", (tenant,)
+    )
+    assert ("cost_moved",) in flagged
+    assert ("health_status_dropped",) in flagged or history.query(
+        f"select business_health_status from {FACT} where tenant_id = %s and economics_date = %s",
+        (tenant, DAY1),
+    )[0][0] == "Critical Action Required"
+
+
+def test_refresh_backfills_a_range_from_the_command_line(history: Database) -> None:
+    start = DAY1 - timedelta(days=10)
+    result = history.pmcost(
+        "refresh",
+        "--target",
+        "postgres",
+        "--as-of",
+        DAY1.isoformat(),
+        "--history-start",
+        start.isoformat(),
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    days = history.query(f"select min(economics_date), count(distinct economics_date) from {FACT}")
+    assert days == [(start, 11)]
+    wrong = history.pmcost(
+        "refresh",
+        "--target",
+        "postgres",
+        "--as-of",
+        DAY1.isoformat(),
+        "--history-start",
+        (DAY1 + timedelta(days=1)).isoformat(),
+    )
+    assert wrong.returncode == 2
+    assert "--history-start is after the as-of date" in wrong.stderr
