@@ -268,13 +268,16 @@ class Bench:
             self.figures["daily_incremental_s"] / self.figures["daily_full_history_s"]
         )  # type: ignore[operator]
 
-    def _model_seconds(self, model: str) -> float:
-        """The model's own execution time in the last dbt run (no dbt start-up or parse)."""
+    def _model_seconds(self, model: str | None = None) -> float:
+        """Execution time of one model (or of all models) in the last dbt invocation: the
+        database's work, without dbt's start-up, parsing and test queries."""
         results = json.loads((self.state / "target" / "run_results.json").read_text())
+        wanted = f"model.pmcost.{model}" if model else "model."
         return sum(
             result["execution_time"]
             for result in results["results"]
-            if result["unique_id"] == f"model.pmcost.{model}"
+            if result["unique_id"] == wanted
+            or (model is None and result["unique_id"].startswith(wanted))
         )
 
     def refresh_time_and_memory(self) -> None:
@@ -388,20 +391,23 @@ def write_json(figures: dict[str, object], name: str) -> Path:
 def scaling(sizes: list[int], say: Say = print) -> dict[str, object]:
     """dbt build time per tenant at several sizes: linear growth shows as a flat column."""
     results: dict[str, object] = {}
-    say(f"  {'tenants':>8}  {'billing rows':>12}  {'dbt build':>10}  {'per 1k tenants':>14}")
+    say(
+        f"  {'tenants':>8}  {'billing rows':>12}  {'dbt build':>10}  {'models':>8}  "
+        f"{'models per 1k tenants':>21}"
+    )
     for size in sizes:
         bench = Bench(tenants=size, say=say)
         try:
             bench.load()
             bench.dbt("seed")
+            bench.dbt("snapshot")
             build = bench.dbt("build")
-            results[str(size)] = {
-                "dbt_build_s": build,
-                "billing_rows": bench.figures["billing_rows"],
-            }
+            models = bench._model_seconds()
+            rows = bench.figures["billing_rows"]
+            results[str(size)] = {"dbt_build_s": build, "models_s": models, "billing_rows": rows}
             say(
-                f"  {size:>8,}  {bench.figures['billing_rows']:>12,}  {build:>8.2f} s  "
-                f"{build / size * 1000:>12.3f} s"
+                f"  {size:>8,}  {rows:>12,}  {build:>8.2f} s  {models:>6.2f} s  "
+                f"{models / size * 1000:>19.3f} s"
             )
         finally:
             bench.close()

@@ -248,7 +248,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         "analytics.business_cost_allocation, analytics.cost_allocation_reconciliation"
     )
     print(f'  query             : .venv/bin/pmcost psql -c "{EXAMPLE_QUERY}"')
-    print("  docs site         : .venv/bin/pmcost dbt -- docs serve --port 8080")
+    print("  docs site         : .venv/bin/pmcost docs   (or make docs)")
     print('  plain dbt         : eval "$(.venv/bin/pmcost env)" && .venv/bin/dbt build')
     return 0
 

@@ -30,6 +30,19 @@ BIN = Path(sys.executable).parent
 ANCHOR = date(2026, 11, 20)  # demo data and as-of date of the integration tests
 
 
+def project_copy(tmp_path: Path) -> Path:
+    """A copy of the dbt project, for a test that edits a seed or model as a user would."""
+    project = tmp_path / "project"
+    shutil.copytree(
+        PROJECT,
+        project,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".pmcost", "target", "logs", ".git", "__pycache__", "*.egg-info"
+        ),
+    )
+    return project
+
+
 @pytest.fixture(scope="session")
 def server() -> Iterator[ServerInfo]:
     state = Path(tempfile.mkdtemp(prefix="pmcost-test-"))

@@ -4,10 +4,11 @@ past day keeps the prices that held then (snapshots)."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
-from .conftest import Database
+from .conftest import Database, project_copy
 
 DAY1 = date(2026, 11, 20)
 DAY2 = DAY1 + timedelta(days=1)
@@ -30,6 +31,14 @@ def _emails(database: Database, day: date) -> int:
             "where economics_date = %s",
             (day,),
         )[0][0]
+    )
+
+
+def _run_fact(database: Database, as_of: date, history_start: date | None = None) -> None:
+    """Only the daily fact (no tests: the marts are not rebuilt alongside)."""
+    extra = {"history_start": history_start.isoformat()} if history_start else None
+    database.dbt(
+        "run", "--select", "fct_tenant_economics_daily", as_of=as_of, check=True, extra_vars=extra
     )
 
 
@@ -69,50 +78,22 @@ def test_late_rows_inside_the_lookback_count_outside_do_not(history: Database) -
     history.dbt("build", as_of=DAY2, check=True)
     inside, outside = DAY1, DAY2 - timedelta(days=5)
     # backfill the older day once, so it exists in the fact
-    history.dbt(
-        "run",
-        "--select",
-        "fct_tenant_economics_daily",
-        as_of=DAY2,
-        check=True,
-        extra_vars={"history_start": outside.isoformat()},
-    )
+    _run_fact(history, DAY2, outside)
     before_inside, before_outside = _emails(history, inside), _emails(history, outside)
     _add_day(history, inside, emails=5000)
     _add_day(history, outside, emails=7000)
-    history.dbt("run", "--select", "fct_tenant_economics_daily", as_of=DAY2, check=True)
+    _run_fact(history, DAY2)
     assert _emails(history, inside) > before_inside  # inside the 3-day lookback: picked up
     assert _emails(history, outside) == before_outside  # outside: kept until a backfill
-    history.dbt(
-        "run",
-        "--select",
-        "fct_tenant_economics_daily",
-        as_of=DAY2,
-        check=True,
-        extra_vars={"history_start": outside.isoformat()},
-    )
+    _run_fact(history, DAY2, outside)
     assert _emails(history, outside) > before_outside
 
 
 def test_backfill_twice_gives_identical_rows(history: Database) -> None:
-    start = (DAY1 - timedelta(days=10)).isoformat()
-    history.dbt(
-        "run",
-        "--select",
-        "fct_tenant_economics_daily",
-        as_of=DAY1,
-        check=True,
-        extra_vars={"history_start": start},
-    )
+    start = DAY1 - timedelta(days=10)
+    _run_fact(history, DAY1, start)
     first = history.query(f"select * from {FACT} order by tenant_id, economics_date")
-    history.dbt(
-        "run",
-        "--select",
-        "fct_tenant_economics_daily",
-        as_of=DAY1,
-        check=True,
-        extra_vars={"history_start": start},
-    )
+    _run_fact(history, DAY1, start)
     assert history.query(f"select * from {FACT} order by tenant_id, economics_date") == first
     assert len({row[1] for row in first}) == 11
 
@@ -190,3 +171,28 @@ def test_refresh_backfills_a_range_from_the_command_line(history: Database) -> N
     )
     assert wrong.returncode == 2
     assert "--history-start is after the as-of date" in wrong.stderr
+
+
+def test_price_list_edit_moves_day_two_cost_not_day_one(history: Database, tmp_path: Path) -> None:
+    """Finance edits a price list row in place (seed CSV) after day 1: the snapshot keeps the
+    old price for day 1, which the day-2 run recomputes inside its lookback."""
+
+    def infrastructure(day: date) -> object:
+        return history.query(
+            f"select sum(infrastructure_cost) from {FACT} where economics_date = %s", (day,)
+        )[0][0]
+
+    day1 = infrastructure(DAY1)
+    project = project_copy(tmp_path)
+    prices = project / "seeds" / "vps_price_list.csv"
+    rows = prices.read_text().splitlines()
+    edited = [
+        ",".join([*row.split(",")[:2], f"{float(row.split(',')[2]) * 2:.2f}", *row.split(",")[3:]])
+        if i
+        else row
+        for i, row in enumerate(rows)
+    ]
+    prices.write_text("\n".join(edited) + "\n")
+    history.dbt("build", "--project-dir", str(project), as_of=DAY2, check=True)
+    assert infrastructure(DAY1) == day1
+    assert infrastructure(DAY2) > day1

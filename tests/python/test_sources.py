@@ -6,13 +6,12 @@ a mart would be wrong) or warns (the row is left out or reported as unallocated)
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .conftest import PROJECT, Database
+from .conftest import Database, project_copy
 
 
 @dataclass(frozen=True)
@@ -216,7 +215,7 @@ def test_changing_the_ip_constant_moves_only_defaulted_ips(built: Database, tmp_
         )
     )
 
-    project = _project_copy(tmp_path)
+    project = project_copy(tmp_path)
     assumptions = project / "seeds" / "cost_assumptions.csv"
     assumptions.write_text(assumptions.read_text().replace("4.99,", "6.49,"))
     built.dbt("build", "--project-dir", str(project), check=True)
@@ -236,20 +235,8 @@ def test_changing_the_ip_constant_moves_only_defaulted_ips(built: Database, tmp_
     assert all(after[ip] == before[ip] for ip in recorded)
 
 
-def _project_copy(tmp_path: Path) -> Path:
-    project = tmp_path / "project"
-    shutil.copytree(
-        PROJECT,
-        project,
-        ignore=shutil.ignore_patterns(
-            ".venv", ".pmcost", "target", "logs", ".git", "__pycache__", "*.egg-info"
-        ),
-    )
-    return project
-
-
 def test_text_in_a_numeric_seed_column_names_the_seed(built: Database, tmp_path: Path) -> None:
-    project = _project_copy(tmp_path)
+    project = project_copy(tmp_path)
     prices = project / "seeds" / "vps_price_list.csv"
     prices.write_text(prices.read_text().replace("vps-1gb,monthly,8.99,", "vps-1gb,monthly,n/a,"))
     result = built.dbt("build", "--project-dir", str(project))
@@ -259,7 +246,7 @@ def test_text_in_a_numeric_seed_column_names_the_seed(built: Database, tmp_path:
 
 
 def test_price_list_row_without_a_price_is_an_error(built: Database, tmp_path: Path) -> None:
-    project = _project_copy(tmp_path)
+    project = project_copy(tmp_path)
     prices = project / "seeds" / "vps_price_list.csv"
     prices.write_text(prices.read_text().replace("vps-1gb,monthly,8.99,", "vps-1gb,monthly,,"))
     result = built.dbt("build", "--project-dir", str(project))

@@ -83,17 +83,13 @@ final as (
         cast(infrastructure_cost as numeric(14, 2)) as total_infrastructure_cost,
         cast(email_service_cost as numeric(14, 2)) as total_email_service_cost,
         cast(emails_sent as bigint) as emails_sent_last_30_days,
-        cast(
-            case when emails_sent > 0 then round(total_cost / emails_sent, 4) else 0 end
-            as numeric(14, 4)
-        ) as cost_per_email_delivered,
+        cast({{ safe_ratio('total_cost', 'emails_sent', 4) }} as numeric(14, 4))
+            as cost_per_email_delivered,
         cast(total_cost as numeric(14, 2)) as total_monthly_cost,
         cast(payments_collected as numeric(14, 2)) as payments_collected,
         cast(payments_collected - total_cost as numeric(14, 2)) as monthly_profit,
-        cast(
-            case when total_cost > 0 then round(payments_collected / total_cost, 2) else 0 end
-            as numeric(14, 2)
-        ) as business_efficiency_ratio,
+        cast({{ safe_ratio('payments_collected', 'total_cost') }} as numeric(14, 2))
+            as business_efficiency_ratio,
         {{ as_of_date() }} as as_of_date
     from measured
 )

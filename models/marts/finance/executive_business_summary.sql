@@ -70,25 +70,11 @@ final as (
         cast(revenue as numeric(14, 2)) as monthly_subscription_revenue,
         cast(infrastructure_cost as numeric(14, 2)) as infrastructure_costs,
         cast(email_service_cost as numeric(14, 2)) as email_service_costs,
-        cast(
-            case when total_cost > 0 then round(revenue / total_cost, 2) else 0 end
-            as numeric(14, 2)
-        ) as gross_margin_ratio,
-        cast(
-            case
-                when revenue > 0
-                    then least(100, greatest(0, round((revenue - total_cost) / revenue * 100, 2)))
-                else 0
-            end
-            as numeric(5, 2)
-        ) as cost_efficiency_score,
+        cast({{ safe_ratio('revenue', 'total_cost') }} as numeric(14, 2)) as gross_margin_ratio,
+        cast({{ cost_efficiency_score('revenue', 'total_cost') }} as numeric(5, 2))
+            as cost_efficiency_score,
         cast(total_cost as numeric(14, 2)) as total_operational_cost,
-        case
-            when revenue > total_cost * 2 then 'Excellent'
-            when revenue > total_cost * 1.5 then 'Good'
-            when revenue > total_cost then 'Monitor'
-            else 'Critical Action Required'
-        end as business_health_status,
+        {{ business_health_status('revenue', 'total_cost') }} as business_health_status,
         {{ as_of_date() }} as dashboard_date,
         cast(infrastructure_cost as numeric(14, 2)) as total_infrastructure_cost,
         cast(email_service_cost as numeric(14, 2)) as total_email_service_cost,

@@ -2,13 +2,18 @@
 -- The marts' definitions for each day, with the plan prices, price list and cost assumptions
 -- captured for that day (snapshots). Incremental: a run recomputes the days from
 -- history_start_date() (as-of minus the lookback, or var history_start for a backfill) to the
--- as-of date, delete+insert on (tenant_id, economics_date); older days are kept as they were.
+-- as-of date; older days are kept as they were. The pre-hook first deletes every row of the
+-- recomputed days (delete+insert alone would keep a tenant that is no longer active).
 {{ config(
     materialized='incremental',
     incremental_strategy='delete+insert',
     unique_key=['tenant_id', 'economics_date'],
     on_schema_change='fail',
     grants=mart_grants(),
+    pre_hook=[
+        "{% if is_incremental() %}delete from {{ this }} where economics_date between "
+        ~ "{{ history_start_date() }} and {{ as_of_date() }}{% endif %}"
+    ],
     post_hook=["create index if not exists {{ this.name }}_date_idx on {{ this }} (economics_date)"],
 ) }}
 
@@ -280,34 +285,15 @@ final as (
         cast(email_service_cost as numeric(14, 2)) as email_service_cost,
         cast(total_cost as numeric(14, 2)) as total_monthly_cost,
         cast(revenue - total_cost as numeric(14, 2)) as monthly_profit,
-        cast(
-            case when total_cost > 0 then round(revenue / total_cost, 2) else 0 end
-            as numeric(14, 2)
-        ) as gross_margin_ratio,
-        cast(
-            case
-                when revenue > 0
-                    then least(100, greatest(0, round((revenue - total_cost) / revenue * 100, 2)))
-                else 0
-            end
-            as numeric(5, 2)
-        ) as cost_efficiency_score,
-        case
-            when revenue > total_cost * 2 then 'Excellent'
-            when revenue > total_cost * 1.5 then 'Good'
-            when revenue > total_cost then 'Monitor'
-            else 'Critical Action Required'
-        end as business_health_status,
+        cast({{ safe_ratio('revenue', 'total_cost') }} as numeric(14, 2)) as gross_margin_ratio,
+        cast({{ cost_efficiency_score('revenue', 'total_cost') }} as numeric(5, 2))
+            as cost_efficiency_score,
+        {{ business_health_status('revenue', 'total_cost') }} as business_health_status,
         cast(emails_sent as bigint) as emails_sent_last_30_days,
-        cast(
-            case when emails_sent > 0 then round(total_cost / emails_sent, 4) else 0 end
-            as numeric(14, 4)
-        ) as cost_per_email,
+        cast({{ safe_ratio('total_cost', 'emails_sent', 4) }} as numeric(14, 4)) as cost_per_email,
         cast(payments_collected as numeric(14, 2)) as payments_collected,
-        cast(
-            case when total_cost > 0 then round(payments_collected / total_cost, 2) else 0 end
-            as numeric(14, 2)
-        ) as business_efficiency_ratio
+        cast({{ safe_ratio('payments_collected', 'total_cost') }} as numeric(14, 2))
+            as business_efficiency_ratio
     from measured
 )
 
