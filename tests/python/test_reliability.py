@@ -24,7 +24,7 @@ def test_chaos_run_at_small_scale() -> None:
     assert killed["next_refresh_exit"] == 0
 
     assert figures["two_refreshes"] == [0, 75]
-    assert "another pmcost refresh" in messages[2]
+    assert any("another pmcost refresh" in message for message in messages)
 
     under_writes = figures["pre_hook_under_writes"]
     assert under_writes["apply_ok"] is True
