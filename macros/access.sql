@@ -29,9 +29,9 @@
 {%- endmacro %}
 
 
-{#- on-run-start: fail fast when a role the grants name does not exist; create the marts
-    schema with USAGE for the roles (dbt's grants cover tables only), and (re)create the
-    function the tenant policy calls. -#}
+{#- on-run-start: fail fast when a role the grants name does not exist; (re)create the
+    function the tenant policy calls in the schema the marts are built in, and give the roles
+    USAGE on it when that is the published schema (dbt's grants cover tables only). -#}
 {% macro prepare_access() %}
     {%- if execute and flags.WHICH in ('build', 'run') -%}
         {%- set roles = mart_roles().values() | list -%}
@@ -49,12 +49,19 @@
                 ~ "analyst_role / app_service_role / admin_role at existing roles"
             ) }}
         {%- endif -%}
-        {#- schema usage here, once, not in each mart's post-hook: two transactions updating
-            the schema's ACL at once fail with "tuple concurrently updated" -#}
-        create schema if not exists {{ adapter.quote(target.schema) }};
-        grant usage on schema {{ adapter.quote(target.schema) }}
+        {%- set schema = adapter.quote(publication_schema()) -%}
+        create schema if not exists {{ schema }};
+        {#- Schema usage here, once, not in each mart's post-hook: two transactions updating
+            the schema's ACL at once fail with "tuple concurrently updated". A candidate
+            schema gets it only when it is published (pmcost publish), so nobody reads an
+            unpublished build. -#}
+        {%- if publication_schema() == target.schema %}
+        grant usage on schema {{ schema }}
             to {% for role in roles %}{{ adapter.quote(role) }}{{ ", " if not loop.last }}{% endfor %};
-        create or replace function {{ adapter.quote(target.schema) }}.current_tenant_id()
+        {%- endif %}
+        {#- The policies call this function by oid: it lives in the schema of the tables it
+            protects and moves with them when the candidate is published. -#}
+        create or replace function {{ schema }}.current_tenant_id()
         returns uuid
         language plpgsql
         stable
@@ -73,7 +80,7 @@
             return raw::uuid;
         end;
         $fn$;
-        comment on function {{ adapter.quote(target.schema) }}.current_tenant_id() is
+        comment on function {{ schema }}.current_tenant_id() is
             'The tenant of this session ({{ var("tenant_setting") }}) for row level security; NULL when unset.';
     {%- endif %}
     select 'access ready' as pmcost_check

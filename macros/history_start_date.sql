@@ -6,13 +6,6 @@
     {%- if raw is none or (raw | string | trim) == '' -%}
         ({{ as_of_date() }} - {{ var('daily_lookback_days') | int }})
     {%- else -%}
-        {%- set value = raw | string | trim -%}
-        {%- if not modules.re.match('^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$', value) -%}
-            {{ exceptions.raise_compiler_error(
-                "var history_start = '" ~ value ~ "' is not a date: use YYYY-MM-DD, "
-                ~ "e.g. --vars '{history_start: \"2026-10-01\", as_of_date: \"2026-11-01\"}'"
-            ) }}
-        {%- endif -%}
-        cast('{{ value }}' as date)
+        cast('{{ date_var_value('history_start', "--vars '{history_start: \"2026-10-01\", as_of_date: \"2026-11-01\"}'") }}' as date)
     {%- endif -%}
 {%- endmacro %}

@@ -31,6 +31,7 @@ from psycopg import sql
 from pmcost import bench_sql, ddl, demo_data
 from pmcost.server import EmbeddedServer, ServerInfo
 from pmcost.settings import project_dir
+from pmcost.signals import child_processes, is_alive
 
 GUIDE_QUERIES = (
     "daily_executive_health_check",
@@ -451,6 +452,46 @@ def _readers(bench: Bench, count: int) -> Iterator[dict[str, int]]:
             thread.join(timeout=30)
 
 
+def _published_state(bench: Bench) -> list[tuple[object, ...]]:
+    """(table, oid, rows) of every published table: equal before and after = untouched."""
+    with bench.connect() as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "select tablename from pg_tables where schemaname = 'analytics' order by 1"
+            )
+        ]
+        return [
+            (
+                table,
+                *conn.execute(
+                    sql.SQL("select {}::regclass::oid, count(*) from analytics.{}").format(
+                        sql.Literal(f"analytics.{table}"), sql.Identifier(table)
+                    )
+                ).fetchone(),  # type: ignore[misc]
+            )
+            for table in tables
+        ]
+
+
+def _refresh_building_models(bench: Bench, *args: str) -> subprocess.Popen[str]:
+    """A `pmcost refresh` in its own session, returned once dbt is building models."""
+    refresh = subprocess.Popen(
+        [sys.executable, "-m", "pmcost.cli", "refresh", "--as-of", bench.as_of.isoformat(), *args],
+        cwd=project_dir(),
+        env=bench.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert refresh.stdout is not None
+    for line in refresh.stdout:
+        if "START sql table model" in line:
+            break
+    return refresh
+
+
 def chaos(tenants: int, say: Say = print) -> dict[str, object]:
     bench = Bench(tenants=tenants, say=say)
     figures: dict[str, object] = {"tenants": tenants}
@@ -472,28 +513,7 @@ def chaos(tenants: int, say: Say = print) -> dict[str, object]:
         )
 
         # 2. refresh killed halfway: the previous marts stay readable and complete
-        command = [
-            sys.executable,
-            "-m",
-            "pmcost.cli",
-            "refresh",
-            "--full-refresh",
-            "--as-of",
-            bench.as_of.isoformat(),
-        ]
-        victim = subprocess.Popen(
-            command,
-            cwd=project_dir(),
-            env=bench.env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        assert victim.stdout is not None
-        for line in victim.stdout:  # kill once dbt is building models
-            if "START sql table model" in line:
-                break
+        victim = _refresh_building_models(bench, "--full-refresh")
         time.sleep(0.3)
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait()
@@ -535,7 +555,43 @@ def chaos(tenants: int, say: Say = print) -> dict[str, object]:
             f"({outcomes[-1][1].splitlines()[-1] if outcomes[-1][1] else 'no message'})"
         )
 
-        # 4. the pre-hook against a table under concurrent application writes
+        # 4. a refresh whose tests fail publishes nothing
+        published = _published_state(bench)
+        with bench.connect() as conn:
+            original_prices = conn.execute("select id, price_monthly from plans").fetchall()
+            conn.execute("update plans set price_monthly = null where name = 'Starter'")
+        _, failing = bench.pmcost("refresh", "--as-of", bench.as_of.isoformat(), check=False)
+        figures["failing_test_refresh"] = {
+            "exit": failing.returncode,
+            "published_unchanged": _published_state(bench) == published,
+        }
+        say(
+            f"  refresh with a failing test: exit {failing.returncode}, published tables "
+            f"{'unchanged' if _published_state(bench) == published else 'CHANGED'}"
+        )
+
+        with bench.connect() as conn:
+            for plan_id, price in original_prices:
+                conn.execute("update plans set price_monthly = %s where id = %s", (price, plan_id))
+
+        # 5. SIGTERM to the refresh process only (`kill PID`): dbt stops, nothing published
+        terminated = _refresh_building_models(bench)
+        children = [pid for pid, cmdline in child_processes(terminated.pid) if "dbt" in cmdline]
+        os.kill(terminated.pid, signal.SIGTERM)
+        terminated.communicate(timeout=120)
+        figures["sigterm_parent"] = {
+            "exit": terminated.returncode,
+            "dbt_children_seen": len(children),
+            "dbt_left_running": sum(is_alive(pid) for pid in children),
+            "published_unchanged": _published_state(bench) == published,
+        }
+        say(
+            f"  SIGTERM to the refresh process: exit {terminated.returncode}, "
+            f"{figures['sigterm_parent']['dbt_left_running']} dbt left running, published "  # type: ignore[index]
+            f"tables {'unchanged' if _published_state(bench) == published else 'CHANGED'}"
+        )
+
+        # 6. the pre-hook against a table under concurrent application writes
         with bench.connect() as conn:
             ddl.rollback(conn, "public", drop_columns=True, say=lambda _message: None)
         write_ms: list[float] = []

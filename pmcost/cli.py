@@ -13,12 +13,13 @@ from datetime import date
 
 import psycopg
 
-from pmcost import db, ddl, demo_data
+from pmcost import db, ddl, demo_data, publish
 from pmcost import dbt as dbt_runner
 from pmcost.errors import PmcostError, UsageError
-from pmcost.refresh import refresh
+from pmcost.refresh import EXIT_CODES, REFRESH_LOCK, refresh
 from pmcost.server import HOST, EmbeddedServer, free_port
 from pmcost.settings import DEFAULT_APP_SCHEMA, DEFAULT_TARGET, Target, state_dir
+from pmcost.signals import SignalGuard
 
 EXAMPLE_QUERY = (
     "select company_name, plan_name, business_health_status, monthly_subscription_revenue, "
@@ -46,8 +47,9 @@ def _ddl_options(args: argparse.Namespace) -> ddl.RunOptions:
 
 # -- subcommands -----------------------------------------------------------------------------------
 def cmd_up(args: argparse.Namespace) -> int:
-    info = EmbeddedServer(state_dir()).up(port=args.port)
-    print(f"embedded PostgreSQL running: {info.url()}")
+    server = EmbeddedServer(state_dir())
+    info = server.recover(port=args.port) if args.recover else server.up(port=args.port)
+    print(f"embedded PostgreSQL running: {info.url()} (password: `pmcost env`)")
     return 0
 
 
@@ -63,7 +65,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("embedded PostgreSQL: stopped (start it with `pmcost up`)")
         return 3
     print(f"embedded PostgreSQL: running on {info.host}:{info.port}, data in {info.data_dir}")
-    print(f"connection string: {info.url()}")
+    print(f"connection string: {info.url()}  (with password: `pmcost env`)")
     return 0
 
 
@@ -75,7 +77,7 @@ def cmd_env(args: argparse.Namespace) -> int:
         "DBT_PROFILES_DIR": str(dbt_runner.profiles_dir()),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "PMCOST_TARGET": "embedded",
-        "DATABASE_URL": info.url(),
+        "DATABASE_URL": info.url(with_password=True),
     }
     for key, value in exports.items():
         print(f"export {key}='{value}'")
@@ -149,8 +151,6 @@ def cmd_ddl(args: argparse.Namespace) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
-    if args.history_start and args.history_start > (args.as_of or date.today()):
-        raise UsageError("--history-start is after the as-of date; nothing to backfill")
     refresh(
         _target(args),
         as_of=args.as_of,
@@ -158,8 +158,19 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         full_refresh=args.full_refresh,
         wait_seconds=args.wait,
         ddl_options=_ddl_options(args),
+        accept_changes=args.accept_changes,
     )
-    print("refresh: OK")
+    print("refresh: OK (published)")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Switch in the candidate of the last `dbt build` (what `pmcost refresh` does last)."""
+    target = _target(args)
+    with db.connection(target) as conn, SignalGuard("nothing was published"):
+        lock = ddl.AdvisoryLock(conn, REFRESH_LOCK, "pmcost refresh", args.wait, print)
+        with lock:
+            publish.publish(conn, dbt_runner.target_dir(), accept_changes=args.accept_changes)
     return 0
 
 
@@ -206,21 +217,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    """Generate the docs site and serve it on a free loopback port until Ctrl-C."""
+    """Generate the docs site and serve it on a free loopback port until Ctrl-C / SIGTERM."""
     target = _target(args)
-    if not args.no_generate and dbt_runner.run(["docs", "generate"], target) != 0:
-        raise PmcostError("`dbt docs generate` failed (see dbt's output above)")
-    port = args.port or free_port()
-    print(f"docs site: http://{HOST}:{port}  (Ctrl-C stops it)", flush=True)
-    return dbt_runner.run(
-        ["docs", "serve", "--host", HOST, "--port", str(port), "--no-browser"], target
-    )
+    published = {"publish_stage": "published"}  # the relations readers query
+    with SignalGuard("the docs server was stopped") as guard:
+        if not args.no_generate:
+            code = dbt_runner.run(["docs", "generate"], target, extra_vars=published, guard=guard)
+            if code != 0:
+                raise PmcostError("`dbt docs generate` failed (see dbt's output above)")
+        port = args.port or free_port()
+        print(f"docs site: http://{HOST}:{port}  (Ctrl-C stops it)", flush=True)
+        return dbt_runner.run(
+            ["docs", "serve", "--host", HOST, "--port", str(port), "--no-browser"],
+            target,
+            extra_vars=published,
+            guard=guard,
+        )
 
 
 def cmd_psql(args: argparse.Namespace) -> int:
+    """The bundled psql; the connection (password included) goes in PG* variables, not argv,
+    where every local user could read it."""
     info = db.embedded_info()
     psql = EmbeddedServer(state_dir()).bin_dir() / "psql"
-    return subprocess.run([str(psql), info.url(), *args.psql_args], check=False).returncode
+    env = {**os.environ, **info.libpq_env()}
+    return subprocess.run([str(psql), *args.psql_args], env=env, check=False).returncode
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -237,12 +258,13 @@ def cmd_build(args: argparse.Namespace) -> int:
             schema=target.app_schema,
             progress=print,
         )
-    refresh(target, as_of=args.as_of, ddl_options=ddl.RunOptions())
+    # the demo data was just replaced on purpose: its figures may move beyond the guards
+    refresh(target, as_of=args.as_of, ddl_options=ddl.RunOptions(), accept_changes=True)
     print()
     print(
         "Built: demo data, column DDL, seeds, staging, intermediate and mart models, tests, docs."
     )
-    print(f"  connection string : {info.url()}")
+    print(f"  connection string : {info.url()}  (with password: `pmcost env`)")
     print(
         "  marts             : analytics.executive_business_summary, "
         "analytics.business_cost_allocation, analytics.cost_allocation_reconciliation"
@@ -282,6 +304,15 @@ def _add_ddl_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_accept_changes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="publish even when a guard stops it (an empty application table, row counts, "
+        "tenants or totals moving beyond the thresholds); recorded with the run",
+    )
+
+
 def _add_demo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tenants", type=int, default=300, help="number of tenants (default 300)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
@@ -302,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="start the embedded PostgreSQL")
     up.add_argument("--port", type=int, help="loopback port (default: a free one)")
+    up.add_argument(
+        "--recover",
+        action="store_true",
+        help="the data folder exists but .pmcost/server.json is lost or corrupt: keep the "
+        "data, set a new password, write server.json again",
+    )
     up.set_defaults(func=cmd_up)
     commands.add_parser("down", help="stop the embedded PostgreSQL").set_defaults(func=cmd_down)
     commands.add_parser("status", help="is the embedded PostgreSQL running?").set_defaults(
@@ -337,7 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
     ddl_parser.set_defaults(func=cmd_ddl)
 
     refresh_parser = commands.add_parser(
-        "refresh", help="the scheduled job: pre-hook, dbt build, dbt docs generate"
+        "refresh",
+        help="the scheduled job: pre-hook, dbt build, publish, dbt docs generate",
+        description="Pre-hook, `dbt build` into the candidate schema, guards, publish (every "
+        "published table switches at once), docs. A JSON summary of each run is written to "
+        "target/refresh/last.json.",
+        epilog="exit codes:\n"
+        + "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_target(refresh_parser)
     _add_ddl_options(refresh_parser)
@@ -359,7 +403,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wait this long for a running refresh (default: exit)",
     )
+    _add_accept_changes(refresh_parser)
     refresh_parser.set_defaults(func=cmd_refresh)
+
+    publish_parser = commands.add_parser(
+        "publish",
+        help="switch in the candidate of the last `dbt build` (after the guards)",
+        description="For plain dbt users: after `dbt build` (which builds into the candidate "
+        "schema), check its run_results.json and the guards, then switch every published "
+        "table in at once. `pmcost refresh` runs this itself.",
+    )
+    _add_target(publish_parser)
+    _add_accept_changes(publish_parser)
+    publish_parser.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS", help="wait for a running refresh"
+    )
+    publish_parser.set_defaults(func=cmd_publish)
 
     dbt_parser = commands.add_parser(
         "dbt", help="run dbt with the target's connection set, e.g. `pmcost dbt -- test`"

@@ -13,6 +13,7 @@ from pathlib import Path
 from pmcost.errors import PmcostError
 from pmcost.server import EmbeddedServer
 from pmcost.settings import Target, project_dir, state_dir
+from pmcost.signals import SignalGuard
 
 
 def profiles_dir() -> Path:
@@ -39,14 +40,24 @@ def dbt_environment(target: Target) -> dict[str, str]:
     return env
 
 
+def target_dir() -> Path:
+    """Where dbt writes its artefacts: $DBT_TARGET_PATH (relative to the project), else target/."""
+    configured = Path(os.environ.get("DBT_TARGET_PATH") or "target")
+    return configured if configured.is_absolute() else project_dir() / configured
+
+
 def dbt_vars(
-    target: Target, as_of: date | None, history_start: date | None = None
+    target: Target,
+    as_of: date | None,
+    history_start: date | None = None,
+    extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
     values = {"app_schema": target.app_schema}
     if as_of is not None:
         values["as_of_date"] = as_of.isoformat()
     if history_start is not None:
         values["history_start"] = history_start.isoformat()
+    values.update(extra or {})
     return values
 
 
@@ -67,10 +78,18 @@ def run(
     as_of: date | None = None,
     history_start: date | None = None,
     with_vars: bool = True,
+    extra_vars: dict[str, str] | None = None,
+    guard: SignalGuard | None = None,
 ) -> int:
-    """Run `dbt <args> --target <target>` in the project folder; returns dbt's exit code."""
+    """Run `dbt <args> --target <target>` in the project folder; returns dbt's exit code.
+
+    The password reaches dbt through the environment, never its arguments. With a guard,
+    SIGTERM/SIGINT stop dbt and wait for it before pmcost exits (see pmcost.signals).
+    """
     command = [dbt_executable(), *args, "--target", target.name]
     if with_vars:
-        command += ["--vars", json.dumps(dbt_vars(target, as_of, history_start))]
-    completed = subprocess.run(command, cwd=project_dir(), env=dbt_environment(target), check=False)
-    return completed.returncode
+        command += ["--vars", json.dumps(dbt_vars(target, as_of, history_start, extra_vars))]
+    options = {"cwd": project_dir(), "env": dbt_environment(target)}
+    if guard is not None:
+        return guard.run(command, **options)
+    return subprocess.run(command, check=False, **options).returncode  # type: ignore[call-overload]

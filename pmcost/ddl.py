@@ -397,25 +397,30 @@ class RunOptions:
 Say = Callable[[str], None]
 
 
-def _blockers(conn: psycopg.Connection, schema: str, table: str) -> str:
+def _blockers(conn: psycopg.Connection, schema: str, tables: list[str]) -> str:
+    """Who holds locks on the tables: pid, state, application, lock mode, transaction age."""
     rows = conn.execute(
         """
-        select distinct a.pid, coalesce(a.state, '?'), coalesce(a.application_name, ''),
+        select a.pid, coalesce(a.state, '?'), coalesce(a.application_name, ''),
+               string_agg(distinct l.mode, '+' order by l.mode),
                coalesce(round(extract(epoch from clock_timestamp() - a.xact_start))::int, 0)
         from pg_locks as l
         join pg_stat_activity as a on a.pid = l.pid
         join pg_class as c on c.oid = l.relation
         join pg_namespace as n on n.oid = c.relnamespace
-        where n.nspname = %s and c.relname = %s and l.pid <> pg_backend_pid() and l.granted
+        where n.nspname = %s and c.relname = any(%s) and l.pid <> pg_backend_pid()
+          and l.granted
+        group by a.pid, a.state, a.application_name, a.xact_start
         order by a.pid
         """,
-        (schema, table),
+        (schema, tables),
     ).fetchall()
     if not rows:
         return "a lock held by another session"
     return ", ".join(
-        f"pid {pid} ({state}{', ' + app if app else ''}, transaction open {age}s)"
-        for pid, state, app, age in rows
+        f"pid {pid} ({state}{', application ' + app if app else ''}, {modes}, "
+        f"transaction open {age}s)"
+        for pid, state, app, modes, age in rows
     )
 
 
@@ -492,6 +497,39 @@ def _negative_rows(conn: psycopg.Connection, schema: str, table: str) -> int:
     return int(row[0]) if row else 0
 
 
+class _LockRetry:
+    """Lock timeouts of one run: back off and retry, name the blockers, give up at the limit."""
+
+    def __init__(self, conn: psycopg.Connection, schema: str, options: RunOptions, say: Say):
+        self.conn, self.schema, self.options, self.say = conn, schema, options, say
+        self.failures = 0
+
+    def gave_up(self, description: str, tables: list[str], result: ApplyResult) -> bool:
+        """Record one lock timeout; True (and a failure in result) when out of attempts."""
+        self.failures += 1
+        options = self.options
+        blockers = _blockers(self.conn, self.schema, tables)
+        where = ", ".join(f"{self.schema}.{table}" for table in tables)
+        if self.failures >= options.max_attempts:
+            result.failures.append(
+                f"{description}: gave up after {self.failures} lock timeouts of "
+                f"{options.lock_timeout_ms} ms on {where}, blocked by {blockers}; run again "
+                "when the application is quieter, or raise --lock-timeout-ms"
+            )
+            return True
+        pause = min(
+            options.max_backoff_seconds,
+            options.backoff_seconds * 2 ** min(self.failures - 1, 10),
+        )
+        self.say(
+            f"  waiting: {description} timed out after {options.lock_timeout_ms} ms on "
+            f"{where}, held by {blockers}; retry {self.failures}/{options.max_attempts - 1} "
+            f"in {pause:.1f}s"
+        )
+        time.sleep(pause)
+        return False
+
+
 def _run_steps(
     conn: psycopg.Connection,
     schema: str,
@@ -499,14 +537,23 @@ def _run_steps(
     say: Say,
     next_plan: Callable[[], Plan],
     result: ApplyResult,
+    tables: list[str],
 ) -> None:
-    """Run the first step of a fresh plan until the plan is empty; re-plan after every step."""
+    """Run the first step of a fresh plan until the plan is empty; re-plan after every step.
+
+    Planning reads the catalog (pg_get_expr opens the tables), so it too can meet a lock:
+    every statement, planning included, goes through the same retry with backoff."""
     failed: set[str] = set()
-    lock_failures = 0
-    budget = 4 * len(next_plan().steps) + 4
+    retry = _LockRetry(conn, schema, options, say)
+    budget = 8 * len(tables) + 8  # steps per table are few; a plan that keeps growing is a bug
     while budget > 0:
+        try:
+            current = next_plan()
+        except errors.LockNotAvailable:
+            if retry.gave_up("reading the catalog to plan", tables, result):
+                return
+            continue
         budget -= 1
-        current = next_plan()
         result.conflicts = current.conflicts
         pending = [step for step in current.steps if step.description not in failed]
         if not pending:
@@ -515,27 +562,9 @@ def _run_steps(
         try:
             _execute(conn, step)
         except errors.LockNotAvailable:
-            lock_failures += 1
-            blockers = _blockers(conn, schema, step.table)
-            if lock_failures >= options.max_attempts:
-                result.failures.append(
-                    f"{step.description}: gave up after {lock_failures} lock timeouts of "
-                    f"{options.lock_timeout_ms} ms, blocked by {blockers}; run again when the "
-                    "application is quieter, or raise --lock-timeout-ms"
-                )
-                failed.add(step.description)
-                continue
-            pause = min(
-                options.max_backoff_seconds,
-                options.backoff_seconds * 2 ** min(lock_failures - 1, 10),
-            )
-            say(
-                f"  waiting: {step.description} timed out after {options.lock_timeout_ms} ms "
-                f"on {schema}.{step.table}, held by {blockers}; retry {lock_failures}/"
-                f"{options.max_attempts - 1} in {pause:.1f}s"
-            )
             budget += 1
-            time.sleep(pause)
+            if retry.gave_up(step.description, [step.table], result):
+                failed.add(step.description)
             continue
         except errors.CheckViolation:
             count = _negative_rows(conn, schema, step.table)
@@ -571,7 +600,15 @@ def apply(
     with AdvisoryLock(
         conn, ADVISORY_LOCK, "pmcost ddl run", options.wait_for_other_run_seconds, say
     ):
-        _run_steps(conn, schema, options, say, lambda: plan(conn, schema, target), result)
+        _run_steps(
+            conn,
+            schema,
+            options,
+            say,
+            lambda: plan(conn, schema, target),
+            result,
+            list(target.tables),
+        )
     return result
 
 
@@ -641,6 +678,7 @@ def rollback(
             say,
             lambda: Plan(rollback_steps(conn, schema, drop_columns=drop_columns, target=target)),
             result,
+            list(target.tables),
         )
     return result
 

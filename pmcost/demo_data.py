@@ -390,8 +390,8 @@ def create_schema(conn: psycopg.Connection, schema: str) -> None:
     _check_replaceable(conn, schema)
     conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
     for table in reversed(list(APP_TABLES)):
-        # cascade: dbt's staging view over billing_analytics goes too; the next dbt build
-        # recreates it (only tables marked as demo data ever get here)
+        # cascade: a view an older build of the project kept over billing_analytics goes
+        # too (today's builds keep none); only tables marked as demo data ever get here
         conn.execute(sql.SQL("drop table if exists {} cascade").format(_qualified(schema, table)))
     for table, columns in APP_TABLES.items():
         column_sql = sql.SQL(", ").join(

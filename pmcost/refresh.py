@@ -1,15 +1,138 @@
-"""The scheduled refresh: pre-hook, `dbt build`, `dbt docs generate`; one at a time."""
+"""The scheduled refresh: pre-hook, `dbt build` into the candidate, publish, docs; one at a time.
+
+Write-audit-publish: the build writes every published model into the candidate schema and
+tests it there; `pmcost.publish` switches it in only when everything passed and the guards
+hold. Whatever happens (a failed test, a guard, a signal, a kill), the published tables are
+either all old or all new. Each run leaves a JSON summary for schedulers and monitoring in
+`target/refresh/` (`last.json`, and one file per run).
+"""
 
 from __future__ import annotations
 
-from datetime import date
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
-from pmcost import db, ddl
+import psycopg
+from psycopg import sql
+
+from pmcost import db, ddl, publish
 from pmcost import dbt as dbt_runner
-from pmcost.errors import PmcostError
+from pmcost.errors import PmcostError, UsageError
 from pmcost.settings import Target
+from pmcost.signals import SignalGuard
 
 REFRESH_LOCK = (1886221, 2)  # (pmcost, refresh); see pmcost.ddl.ADVISORY_LOCK
+EXIT_CODES = {
+    0: "published: every model and test passed, the guards held, the new tables are live",
+    1: "failed or refused (a model, a test, a guard, the pre-hook): nothing was published",
+    2: "bad usage (e.g. an as-of date after tomorrow or before the data begins)",
+    75: "another refresh is running: retry later, or pass --wait SECONDS",
+    130: "interrupted by SIGINT: dbt was stopped, nothing was published",
+    143: "terminated by SIGTERM: dbt was stopped, nothing was published",
+}
+
+
+@dataclass
+class Summary:
+    """What a refresh did, written as JSON for the scheduler and for monitoring."""
+
+    started_at: str
+    as_of_date: str
+    history_start: str | None
+    target: str
+    outcome: str = "running"
+    exit_code: int | None = None
+    message: str = ""
+    ended_at: str | None = None
+    duration_seconds: float | None = None
+    steps: dict[str, float] = field(default_factory=dict)
+    tables: dict[str, int] = field(default_factory=dict)
+    tests: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    guards: dict[str, object] = field(default_factory=dict)
+    invocation_id: str | None = None
+    run_results: str | None = None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@contextmanager
+def _step(summary: Summary, name: str) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        summary.steps[name] = round(time.monotonic() - started, 3)
+
+
+def first_data_day(conn: psycopg.Connection, app_schema: str) -> date | None:
+    """The first day the data can describe: the day the first tenant (company) was created."""
+    row = conn.execute(
+        sql.SQL("select min(created_at)::date from {}.{}").format(
+            sql.Identifier(app_schema), sql.Identifier("companies")
+        )
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def check_dates(
+    conn: psycopg.Connection, target: Target, as_of: date, history_start: date | None
+) -> None:
+    """Refuse (exit 2, before anything is written) a day no data can describe."""
+    tomorrow = date.today() + timedelta(days=1)
+    if as_of > tomorrow:
+        raise UsageError(
+            f"--as-of {as_of} is after tomorrow ({tomorrow}): no data describes it; "
+            "use today or an earlier day"
+        )
+    if history_start is not None and history_start > as_of:
+        raise UsageError("--history-start is after the as-of date; nothing to backfill")
+    try:
+        first = first_data_day(conn, target.app_schema)
+    except psycopg.errors.UndefinedTable:
+        return  # dbt's source check names the missing table
+    for label, day in (("--as-of", as_of), ("--history-start", history_start)):
+        if day is not None and first is not None and day < first:
+            raise UsageError(
+                f"{label} {day} is before the first day the data describes ({first}, when "
+                f"the first company in {target.app_schema}.companies was created); use "
+                f"{first} or later"
+            )
+
+
+def _published_rows(conn: psycopg.Connection, schema: str, tables: list[str]) -> dict[str, int]:
+    rows: dict[str, int] = {}
+    for table in tables:
+        found = conn.execute(
+            "select to_regclass(format('%%I.%%I', %s::text, %s::text))", (schema, table)
+        ).fetchone()
+        if found is None or found[0] is None:
+            continue
+        row = conn.execute(
+            sql.SQL("select count(*) from {}.{}").format(
+                sql.Identifier(schema), sql.Identifier(table)
+            )
+        ).fetchone()
+        rows[table] = int(row[0]) if row else 0
+    return rows
+
+
+def write_summary(summary: Summary, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = summary.started_at.replace(":", "").replace("+0000", "Z").replace("+00:00", "Z")
+    path = folder / f"{stamp}-{summary.outcome}.json"
+    text = json.dumps(asdict(summary), indent=2, default=str) + "\n"
+    path.write_text(text)
+    (folder / "last.json").write_text(text)
+    return path
 
 
 def refresh(
@@ -20,35 +143,167 @@ def refresh(
     full_refresh: bool = False,
     wait_seconds: float = 0.0,
     ddl_options: ddl.RunOptions | None = None,
+    accept_changes: bool = False,
     say: ddl.Say = print,
-) -> None:
-    """Raise PmcostError on any failure; return normally only when every step passed.
+) -> Summary:
+    """Raise PmcostError on any failure; return normally only when the run was published.
 
     The advisory lock lives on a connection held open (idle, outside any transaction) for the
     whole run, so a second refresh against the same database waits or exits clearly, and a
-    killed refresh releases it with its connection.
+    killed refresh releases it with its connection. A signal stops dbt and waits for it while
+    the lock is still held.
     """
+    day = as_of or date.today()
+    summary = Summary(
+        started_at=_now(),
+        as_of_date=day.isoformat(),
+        history_start=history_start.isoformat() if history_start else None,
+        target=target.name,
+    )
+    artefacts = dbt_runner.target_dir()
+    started = time.monotonic()
+    try:
+        with SignalGuard("dbt was stopped; nothing was published") as guard:
+            _refresh(
+                target,
+                summary,
+                guard,
+                day,
+                history_start,
+                full_refresh,
+                wait_seconds,
+                ddl_options,
+                accept_changes,
+                artefacts,
+                say,
+            )
+        summary.outcome, summary.exit_code = "published", 0
+        return summary
+    except BaseException as error:
+        exit_code = getattr(error, "exit_code", 1)
+        summary.exit_code = exit_code if isinstance(exit_code, int) else 1
+        summary.outcome = {2: "usage", 75: "busy", 130: "interrupted", 143: "interrupted"}.get(
+            summary.exit_code, "guard" if isinstance(error, publish.GuardError) else "failed"
+        )
+        summary.message = str(error)
+        raise
+    finally:
+        summary.ended_at = _now()
+        summary.duration_seconds = round(time.monotonic() - started, 3)
+        write_summary(summary, artefacts / "refresh")
+
+
+def _refresh(
+    target: Target,
+    summary: Summary,
+    guard: SignalGuard,
+    as_of: date,
+    history_start: date | None,
+    full_refresh: bool,
+    wait_seconds: float,
+    ddl_options: ddl.RunOptions | None,
+    accept_changes: bool,
+    artefacts: Path,
+    say: ddl.Say,
+) -> None:
     with db.connection(target) as conn:
+        check_dates(conn, target, as_of, history_start)
         lock = ddl.AdvisoryLock(conn, REFRESH_LOCK, "pmcost refresh", wait_seconds, say)
         with lock:
-            say(f"pre-hook: column DDL on {target.app_schema} ({db.describe(conn.info.dsn)})")
-            result = ddl.apply(conn, target.app_schema, options=ddl_options, say=say)
-            for conflict in result.conflicts:
-                say(f"  left alone: {conflict}")
-            for failure in result.failures:
-                say(f"  failed: {failure}")
-            if not result.ok:
-                raise PmcostError(
-                    "the pre-hook did not reach its target state (see above); "
-                    "fix it, then run `pmcost refresh` again"
+            with _step(summary, "pre_hook"):
+                say(f"pre-hook: column DDL on {target.app_schema} ({db.describe(conn.info.dsn)})")
+                result = ddl.apply(conn, target.app_schema, options=ddl_options, say=say)
+                for conflict in result.conflicts:
+                    say(f"  left alone: {conflict}")
+                for failure in result.failures:
+                    say(f"  failed: {failure}")
+                if not result.ok:
+                    raise PmcostError(
+                        "the pre-hook did not reach its target state: "
+                        + "; ".join([*result.failures, *result.conflicts])
+                        + "; fix it, then run `pmcost refresh` again (nothing was published)"
+                    )
+                if not result.applied:
+                    say("  nothing to do: columns, constraints and indexes already in place")
+            guard.check()
+
+            with _step(summary, "build"):
+                build_started = time.time()
+                build_args = ["build"] + (["--full-refresh"] if full_refresh else [])
+                code = dbt_runner.run(
+                    build_args, target, as_of=as_of, history_start=history_start, guard=guard
                 )
-            if not result.applied:
-                say("  nothing to do: columns, constraints and indexes already in place")
-            build_args = ["build"] + (["--full-refresh"] if full_refresh else [])
-            if dbt_runner.run(build_args, target, as_of=as_of, history_start=history_start) != 0:
+            report = _keep_run_results(artefacts, summary, since=build_started)
+            if code != 0:
+                failed = report.failures if report else []
+                summary.failures = failed
+                shown = "; ".join(failed[:5]) if failed else "see dbt's output above"
                 raise PmcostError(
-                    "`dbt build` failed (see dbt's output above); the previous "
-                    "marts stay in place for every model that did not rebuild"
+                    f"`dbt build` failed, nothing was published: {shown}; "
+                    "the published tables are unchanged"
                 )
-            if dbt_runner.run(["docs", "generate"], target, as_of=as_of) != 0:
-                raise PmcostError("`dbt docs generate` failed (see dbt's output above)")
+
+            with _step(summary, "publish"):
+                try:
+                    published = publish.publish(
+                        conn, artefacts, accept_changes=accept_changes, say=say
+                    )
+                except publish.GuardError as refused:
+                    summary.guards = refused.details
+                    raise
+            summary.guards = {
+                "figures": published.figures.to_json(),
+                "last_published": published.previous.to_json() if published.previous else None,
+                "breaches": published.breaches,
+                "accepted": bool(published.breaches),
+                "thresholds": published.candidate.guards,
+            }
+            summary.tables = dict(published.figures.rows)
+            guard.check()
+
+            with _step(summary, "docs"):
+                # the docs describe what readers now see: the published schema's relations
+                code = dbt_runner.run(
+                    ["docs", "generate"],
+                    target,
+                    as_of=as_of,
+                    extra_vars={"publish_stage": "published"},
+                    guard=guard,
+                )
+                _restore_run_results(artefacts, summary)
+            if code != 0:
+                raise PmcostError(
+                    "published, but `dbt docs generate` failed (see dbt's output above); "
+                    "run `pmcost docs` to retry"
+                )
+            summary.tables = _published_rows(
+                conn, published.candidate.published_schema, published.candidate.tables
+            )
+
+
+def _keep_run_results(
+    artefacts: Path, summary: Summary, *, since: float
+) -> publish.BuildReport | None:
+    """Copy the build's run_results.json aside (the docs step overwrites it) and summarise it.
+    None when this build wrote none (it stopped before running any node)."""
+    source = artefacts / "run_results.json"
+    if not source.is_file() or source.stat().st_mtime < since - 1:
+        return None
+    (artefacts / "refresh").mkdir(parents=True, exist_ok=True)
+    for name in ("run_results.json", "partial_parse.msgpack"):
+        if (artefacts / name).is_file():
+            shutil.copyfile(artefacts / name, artefacts / "refresh" / f"build_{name}")
+    report = publish.BuildReport.read(artefacts)
+    summary.invocation_id = report.invocation_id
+    summary.tests = report.tests()
+    summary.run_results = str(source)
+    return report
+
+
+def _restore_run_results(artefacts: Path, summary: Summary) -> None:
+    """Put the build's run_results.json back in target/, where schedulers look for it, and
+    the build's partial-parse state, so the next build with the same vars skips parsing."""
+    for name in ("run_results.json", "partial_parse.msgpack"):
+        kept = artefacts / "refresh" / f"build_{name}"
+        if kept.is_file():
+            shutil.copyfile(kept, artefacts / name)

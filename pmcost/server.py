@@ -73,8 +73,20 @@ class ServerInfo:
             connect_timeout=10,
         )
 
-    def url(self) -> str:
-        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.dbname}"
+    def url(self, *, with_password: bool = False) -> str:
+        """The connection URL; without the password unless asked (it is printed and logged)."""
+        secret = f":{self.password}" if with_password else ""
+        return f"postgresql://{self.user}{secret}@{self.host}:{self.port}/{self.dbname}"
+
+    def libpq_env(self) -> dict[str, str]:
+        """PG* variables for libpq clients (psql, pgbench): the password never in argv."""
+        return {
+            "PGHOST": self.host,
+            "PGPORT": str(self.port),
+            "PGUSER": self.user,
+            "PGPASSWORD": self.password,
+            "PGDATABASE": self.dbname,
+        }
 
     def dbt_env(self) -> dict[str, str]:
         """Variables read by the `embedded` output of profiles.example.yml."""
@@ -120,7 +132,15 @@ class EmbeddedServer:
     def _read_state(self) -> dict[str, object] | None:
         if not self.state_file.is_file():
             return None
-        return dict(json.loads(self.state_file.read_text()))
+        try:
+            state = dict(json.loads(self.state_file.read_text()))
+            ServerInfo(**state)  # type: ignore[arg-type]
+        except (OSError, ValueError, TypeError) as error:
+            raise PmcostError(
+                f"{self.state_file} is corrupt ({type(error).__name__}); the database files "
+                "are kept: run `pmcost up --recover` to write it again with a new password"
+            ) from None
+        return state
 
     def _write_state(self, info: ServerInfo) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -271,12 +291,22 @@ class EmbeddedServer:
             return info
         bin_dir = self.bin_dir()
         data_dir = self._data_dir()
-        if state is not None and (data_dir / "PG_VERSION").is_file():
+        has_cluster = (data_dir / "PG_VERSION").is_file()
+        if state is not None and has_cluster:
             password = str(state["password"])
+        elif has_cluster:
+            # never initialise over a cluster: it holds the marts, snapshots and history
+            raise PmcostError(
+                f"{data_dir} holds a database cluster but {self.state_file} is missing; "
+                "the data is kept: run `pmcost up --recover` to use it with a new password"
+            )
+        elif data_dir.exists() and any(data_dir.iterdir()):
+            raise PmcostError(
+                f"{data_dir} is not empty and holds no database cluster; move it aside, "
+                "then run `pmcost up` again (nothing was changed)"
+            )
         else:
             password = secrets.token_urlsafe(18)
-            if data_dir.exists():
-                shutil.rmtree(data_dir)
             self._initdb(bin_dir, data_dir, password)
         if port is not None:
             if not port_is_free(port):
@@ -317,6 +347,44 @@ class EmbeddedServer:
         self._ensure_database(info)
         return info
 
+    def recover(self, port: int | None = None) -> ServerInfo:
+        """Reuse an existing cluster whose server.json is lost or corrupt: stop a server still
+        running on it, set a new superuser password in single-user mode (read from stdin, so
+        it never appears in a process list), write server.json again and start."""
+        self._ensure_os_user()
+        with contextlib.suppress(PmcostError):
+            if self._read_state() is not None and self.is_running():
+                return self.up(port=port)
+        self.state_file.unlink(missing_ok=True)
+        data_dir = self._data_dir()
+        if not (data_dir / "PG_VERSION").is_file():
+            raise PmcostError(
+                f"no database cluster in {data_dir} to recover; `pmcost up` creates a new one"
+            )
+        bin_dir = self.bin_dir()
+        if self._pg_ctl(bin_dir, data_dir, "status").returncode == 0:
+            stopped = self._pg_ctl(bin_dir, data_dir, "-w", "-t", "60", "-m", "fast", "stop")
+            if stopped.returncode != 0:
+                raise PmcostError(f"cannot stop the server on {data_dir}: {stopped.stderr}")
+        password = secrets.token_urlsafe(18)
+        reset = subprocess.run(
+            [str(bin_dir / "postgres"), "--single", "-D", str(data_dir), "postgres"],
+            input=f"alter role {SUPERUSER} with password '{password}';\n",
+            capture_output=True,
+            text=True,
+            check=False,
+            user=self.os_user,
+            cwd="/",
+        )
+        if reset.returncode != 0 or "ERROR" in reset.stdout + reset.stderr:
+            raise PmcostError(
+                f"could not set a new password on {data_dir}: "
+                f"{(reset.stderr or reset.stdout).strip()[-300:]}"
+            )
+        chosen = port if port is not None else free_port()
+        self._write_state(ServerInfo(port=chosen, password=password, data_dir=str(data_dir)))
+        return self.up(port=port)
+
     def _ensure_database(self, info: ServerInfo) -> None:
         with psycopg.connect(info.conninfo("postgres"), autocommit=True) as conn:
             exists = conn.execute(
@@ -353,7 +421,9 @@ class EmbeddedServer:
         """Stop the server and delete its data (used by throwaway test and benchmark servers)."""
         with contextlib.suppress(PmcostError):
             self.down()
-        state = self._read_state()
+        state = None
+        with contextlib.suppress(PmcostError):
+            state = self._read_state()
         if state is not None:
             data_root = Path(str(state["data_dir"])).parent
             if not data_root.is_relative_to(self.state_dir):

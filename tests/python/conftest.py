@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pmcost import ddl, demo_data
+from pmcost import ddl, demo_data, publish
 from pmcost.server import EmbeddedServer, ServerInfo
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -44,13 +44,17 @@ def project_copy(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[ServerInfo]:
+def server_state() -> Iterator[Path]:
+    """The state folder (server.json) of the session's server, for PMCOST_STATE_DIR."""
     state = Path(tempfile.mkdtemp(prefix="pmcost-test-"))
     state.chmod(0o755)
-    embedded = EmbeddedServer(state)
-    info = embedded.up()
-    yield info
-    embedded.destroy()
+    yield state
+    EmbeddedServer(state).destroy()
+
+
+@pytest.fixture(scope="session")
+def server(server_state: Path) -> ServerInfo:
+    return EmbeddedServer(server_state).up()
 
 
 @pytest.fixture(scope="session")
@@ -128,6 +132,27 @@ class Database:
             raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}")
         return result
 
+    def publish(self, *, accept_changes: bool = True) -> publish.PublishResult:
+        """Switch in the candidate of the last `dbt build` (guards accepted unless asked)."""
+        with self.connect() as conn:
+            return publish.publish(
+                conn,
+                self.work_dir / "target",
+                accept_changes=accept_changes,
+                say=lambda _message: None,
+            )
+
+    def build(
+        self,
+        *args: str,
+        as_of: date | None = ANCHOR,
+        extra_vars: dict[str, object] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """`dbt build` (into the candidate schema), then publish: what readers see after it."""
+        result = self.dbt("build", *args, as_of=as_of, check=True, extra_vars=extra_vars)
+        self.publish()
+        return result
+
     def load_demo(self, *, tenants: int = 120, seed: int = 7, anchor: date = ANCHOR) -> None:
         with self.connect() as conn:
             demo_data.load(conn, tenants=tenants, seed=seed, anchor=anchor, schema="public")
@@ -135,6 +160,10 @@ class Database:
     def apply_ddl(self) -> ddl.ApplyResult:
         with self.connect() as conn:
             return ddl.apply(conn, "public", say=lambda _message: None)
+
+    def execute(self, statement: str) -> None:
+        with self.connect() as conn:
+            conn.execute(statement)
 
     def query(self, statement: str, params: tuple[object, ...] = ()) -> list[tuple]:
         with self.connect() as conn:
@@ -169,7 +198,7 @@ def built_template(
     )
     template.load_demo(tenants=120, seed=5)
     assert template.apply_ddl().ok
-    template.dbt("build", check=True)
+    template.build()
     yield name
     with psycopg.connect(server.conninfo("postgres"), autocommit=True) as conn:
         conn.execute(

@@ -270,3 +270,34 @@ def test_missing_application_table_is_a_clear_error(database: Database) -> None:
     assert result.returncode == 1
     assert "table public.vps_instances not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_exclusive_lock_during_planning_is_retried_and_its_holder_named(
+    app_db: Database,
+) -> None:
+    """Finding 7: an ACCESS EXCLUSIVE lock on vps_instances made `ddl apply` and `refresh` fail
+    after 3 s with a raw "canceling statement due to lock timeout": the planning query ran
+    outside the retry loop (it reads column defaults with pg_get_expr, which opens the table)."""
+    assert app_db.apply_ddl().ok  # an application already migrated: only the plan runs
+    with app_db.connect(autocommit=False) as holder:
+        holder.execute("set application_name = 'app-migration'")
+        holder.execute("lock table vps_instances in access exclusive mode")
+        pid = holder.execute("select pg_backend_pid()").fetchone()[0]
+        options = ("--target", "postgres", "--lock-timeout-ms", "100", "--max-attempts", "3")
+        for command in (("ddl", "apply"), ("refresh",)):
+            result = app_db.pmcost(*command, *options)
+            assert result.returncode == 1, result.stdout + result.stderr
+            assert "canceling statement" not in result.stderr
+            assert "gave up after 3 lock timeouts of 100 ms" in result.stderr
+            assert f"pid {pid}" in result.stderr and "app-migration" in result.stderr
+            assert "AccessExclusiveLock" in result.stderr
+            assert "retry 1/2" in result.stdout  # it did retry, with backoff
+            assert "reading the catalog to plan" in result.stderr
+
+        # released while apply is retrying: apply finishes
+        threading.Timer(1.0, holder.rollback).start()
+        result = app_db.pmcost("ddl", "apply", "--target", "postgres", "--lock-timeout-ms", "200")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "waiting: reading the catalog to plan" in result.stdout
+    with app_db.connect() as conn:
+        assert ddl.verify(conn, "public") == []

@@ -77,7 +77,7 @@ def docs_url(built_template: str, server, tmp_path_factory, profiles_dir) -> Ite
         work_dir=tmp_path_factory.mktemp("docs-site"),
         profiles_dir=profiles_dir,
     )
-    database.dbt("docs", "generate", check=True)
+    database.dbt("docs", "generate", check=True, extra_vars={"publish_stage": "published"})
     port = free_port()
     serving = subprocess.Popen(
         [

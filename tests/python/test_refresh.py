@@ -110,7 +110,13 @@ def test_build_command_end_to_end_twice(database: Database) -> None:
                 check=False,
             )
             assert result.returncode == 0, result.stdout[-4000:] + result.stderr
-            assert "connection string : postgresql://pmcost:" in result.stdout
+            assert "connection string : postgresql://pmcost@127.0.0.1:" in result.stdout
+            # no secret in what a scheduler logs, nor in dbt's artefacts
+            password = json.loads((state / "server.json").read_text())["password"]
+            assert password not in result.stdout + result.stderr
+            for artefact in (PROJECT / "target").rglob("*"):
+                if artefact.is_file() and artefact.stat().st_size < 50_000_000:
+                    assert password.encode() not in artefact.read_bytes(), artefact
         info = json.loads((state / "server.json").read_text())
         psql = subprocess.run(
             [

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +14,9 @@ import psycopg
 import pytest
 
 from pmcost.errors import PmcostError, UsageError
-from pmcost.server import HOST, EmbeddedServer
+from pmcost.server import HOST, EmbeddedServer, ServerInfo
+
+from .conftest import BIN
 
 
 @pytest.fixture
@@ -57,3 +62,78 @@ def test_server_listens_on_loopback_with_a_password(embedded: EmbeddedServer) ->
     wrong = psycopg.conninfo.make_conninfo(info.conninfo(), password="wrong")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(wrong)
+
+
+def _pmcost(state: Path, *args: str, **popen: object) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PMCOST_STATE_DIR": str(state)}
+    return subprocess.run(
+        [str(BIN / "pmcost"), *args], env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_up_never_initialises_over_existing_data(embedded: EmbeddedServer) -> None:
+    """Finding 6: with server.json lost, `pmcost up` made a new cluster: marts, snapshots and
+    history gone without a word; a corrupt server.json gave a raw traceback."""
+    first = embedded.up()
+    with psycopg.connect(first.conninfo(), autocommit=True) as conn:
+        conn.execute("create table kept (value int)")
+        conn.execute("insert into kept values (42)")
+    assert _pmcost(embedded.state_dir, "down").returncode == 0
+    embedded.state_file.unlink()
+
+    lost = _pmcost(embedded.state_dir, "up")
+    assert lost.returncode == 1
+    assert "pmcost up --recover" in lost.stderr and "Traceback" not in lost.stderr
+    assert (Path(first.data_dir) / "PG_VERSION").is_file()  # nothing initialised over it
+
+    recovered = _pmcost(embedded.state_dir, "up", "--recover")
+    assert recovered.returncode == 0, recovered.stderr
+    info = embedded.require()
+    assert info.data_dir == first.data_dir and info.password != first.password
+    with psycopg.connect(info.conninfo()) as conn:
+        assert conn.execute("select value from kept").fetchone() == (42,)
+
+    embedded.state_file.write_text("{not json")
+    corrupt = _pmcost(embedded.state_dir, "status")
+    assert corrupt.returncode == 1
+    assert corrupt.stderr.count("\n") == 1 and "corrupt" in corrupt.stderr
+    assert "pmcost up --recover" in corrupt.stderr
+    again = _pmcost(embedded.state_dir, "up", "--recover")  # stops the running server first
+    assert again.returncode == 0, again.stderr
+    with psycopg.connect(embedded.require().conninfo()) as conn:
+        assert conn.execute("select value from kept").fetchone() == (42,)
+
+
+def test_psql_and_status_never_show_the_password(server: ServerInfo, server_state: Path) -> None:
+    """Finding 5: `pmcost psql` passed postgresql://pmcost:<password>@... as an argument, so
+    every local user saw the superuser password in `ps`."""
+    env = {**os.environ, "PMCOST_STATE_DIR": str(server_state)}
+    child = subprocess.Popen(
+        [str(BIN / "pmcost"), "psql", "-At", "-c", "select pg_sleep(2), 'answered'"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    continue
+                if "psql" in text or "pmcost" in text:
+                    seen.append(text)
+            time.sleep(0.05)
+    finally:
+        out, err = child.communicate(timeout=30)
+    assert child.returncode == 0, err
+    assert "answered" in out
+    assert any("select pg_sleep" in line for line in seen)  # the scan saw the processes
+    assert not [line for line in seen if server.password in line]
+    for command in (["status"], ["up"]):
+        shown = _pmcost(server_state, *command)
+        assert shown.returncode == 0, shown.stderr
+        assert server.password not in shown.stdout + shown.stderr

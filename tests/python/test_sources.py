@@ -192,7 +192,7 @@ def test_refunds_may_be_negative(built: Database) -> None:
 def test_empty_usage_table_means_zero_emails_not_an_error(built: Database) -> None:
     with built.connect() as conn:
         conn.execute("delete from billing_analytics")
-    built.dbt("build", check=True)
+    built.build()
     assert built.query(
         "select count(*), sum(emails_sent_last_30_days), "
         "sum(cost_per_email_delivered) from analytics.business_cost_allocation"
@@ -207,7 +207,7 @@ def test_changing_the_ip_constant_moves_only_defaulted_ips(built: Database, tmp_
             "update smtp_ip_addresses set approximate_cost = 7.25 where id in "
             "(select id from smtp_ip_addresses order by id limit 40)"
         )
-    built.dbt("build", check=True)
+    built.build()
     before = dict(
         built.query(
             "select smtp_ip_id, monthly_cost || ' ' || cost_source "
@@ -218,7 +218,7 @@ def test_changing_the_ip_constant_moves_only_defaulted_ips(built: Database, tmp_
     project = project_copy(tmp_path)
     assumptions = project / "seeds" / "cost_assumptions.csv"
     assumptions.write_text(assumptions.read_text().replace("4.99,", "6.49,"))
-    built.dbt("build", "--project-dir", str(project), check=True)
+    built.build("--project-dir", str(project))
     after = dict(
         built.query(
             "select smtp_ip_id, monthly_cost || ' ' || cost_source "

@@ -1,6 +1,8 @@
--- A view, not a table like the other staging models: copying the largest application table
--- would cost more than it saves; its filters are on plain date columns the planner can see.
-{{ config(materialized='view') }}
+-- Ephemeral, not a table like the other staging models: copying the largest application
+-- table would cost more than it saves, and its filters are on plain date columns the planner
+-- can see. Not a view either: a view is a dependency on the application's table, and the
+-- application's own migrations (`alter table billing_analytics drop column ...`) would fail.
+{{ config(materialized='ephemeral') }}
 
 with
 

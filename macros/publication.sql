@@ -1,0 +1,139 @@
+{#- Write-audit-publish: every model a reader uses (the marts folder, custom schema
+    `published`) is built into a candidate schema, `<target schema>_candidate`, tested there,
+    and switched in by `pmcost publish` (or `pmcost refresh`) in one transaction, only when the
+    whole build passed and the guards hold. Nothing a plain `dbt build` does changes what
+    dashboards read.
+
+    var publish_stage: `candidate` (default) builds the published models into the candidate
+    schema; `published` names the published schema itself, for `dbt docs generate` after a
+    publish (so the docs site shows the relations readers query) and for compiling analyses.
+    Every other custom schema keeps dbt's default naming (`<target schema>_<custom>`). -#}
+
+{% macro generate_schema_name(custom_schema_name, node) -%}
+    {%- if custom_schema_name is none -%}
+        {{ target.schema }}
+    {%- elif custom_schema_name | trim == 'published' -%}
+        {{ publication_schema() }}
+    {%- else -%}
+        {{ target.schema }}_{{ custom_schema_name | trim }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- Where the published models are written by this invocation. -#}
+{% macro publication_schema() -%}
+    {%- set stage = var('publish_stage', 'candidate') | string | trim -%}
+    {%- if stage == 'published' -%}
+        {{ return(target.schema) }}
+    {%- elif stage == 'candidate' -%}
+        {{ return(target.schema ~ '_candidate') }}
+    {%- else -%}
+        {{ exceptions.raise_compiler_error(
+            "var publish_stage = '" ~ stage ~ "': use candidate (build, then `pmcost publish`) "
+            ~ "or published (docs of what readers see)"
+        ) }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- on-run-start of `dbt build` / `dbt run`: start a fresh candidate schema when the run
+    rebuilds every published model (a candidate left by an earlier run may hold a failed
+    build's rows; a publish needs every published model from one invocation anyway; a
+    narrower selection, e.g. one mart while developing, keeps the others), write this invocation's publication request into its
+    comment (JSON: invocation id, as-of date, the roles that get USAGE when it is published,
+    the guard thresholds, so `--vars` overrides reach the publish step, which also checks that
+    the run_results.json it reads belong to this candidate), and carry the published
+    incremental history into it when the incremental model is selected, so an incremental run
+    continues the published table instead of starting over, and a failed run never touches
+    the published one. Indexes are not
+    copied: the model's post-hook creates them on the candidate table. -#}
+{% macro prepare_candidate() %}
+    {%- if execute and flags.WHICH in ('build', 'run') and publication_schema() != target.schema -%}
+        {%- set candidate = publication_schema() -%}
+        {%- set candidate_schema = api.Relation.create(database=target.database, schema=candidate) -%}
+        {%- set published_models = [] -%}
+        {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.schema == candidate -%}
+            {%- do published_models.append(node.unique_id) -%}
+        {%- endfor -%}
+        {%- if published_models | reject('in', selected_resources) | list | length == 0 -%}
+            {#- the whole published set is rebuilt: start from an empty candidate -#}
+            {%- do adapter.drop_schema(candidate_schema) -%}
+        {%- endif -%}
+        {%- do adapter.create_schema(candidate_schema) -%}
+        {%- set request = {
+            'invocation_id': invocation_id,
+            'published_schema': target.schema,
+            'as_of_date': as_of_date_value(),
+            'app_schema': var('app_schema'),
+            'usage_roles': mart_roles().values() | list,
+            'guards': {
+                'max_source_change': var('publish_max_source_change') | float,
+                'max_tenant_change': var('publish_max_tenant_change') | float,
+                'max_total_change': var('publish_max_total_change') | float,
+            },
+        } -%}
+        {%- do run_query(
+            "comment on schema " ~ adapter.quote(candidate) ~ " is "
+            ~ "'" ~ (tojson(request) | replace("'", "''")) ~ "'"
+        ) -%}
+        {%- for node in graph.nodes.values()
+                if node.resource_type == 'model'
+                and node.schema == candidate
+                and node.config.materialized == 'incremental'
+                and node.unique_id in selected_resources
+                and not flags.FULL_REFRESH -%}
+            {%- set published = adapter.get_relation(node.database, target.schema, node.alias) -%}
+            {%- if published is not none -%}
+                {%- set copy = api.Relation.create(
+                    database=node.database, schema=candidate, identifier=node.alias, type='table'
+                ) -%}
+                {%- if adapter.get_relation(node.database, candidate, node.alias) is not none -%}
+                    {%- do run_query("drop table " ~ copy ~ " cascade") -%}
+                    {%- do adapter.cache_dropped(copy) -%}
+                {%- endif -%}
+                {%- do run_query(
+                    "create table " ~ copy ~ " (like " ~ published
+                    ~ " including defaults including constraints); "
+                    ~ "insert into " ~ copy ~ " select * from " ~ published ~ "; "
+                    ~ "analyze " ~ copy
+                ) -%}
+                {%- do adapter.cache_added(copy) -%}
+                {{ log("carried " ~ published ~ " into the candidate build", info=true) }}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif %}
+    select 'candidate ready' as pmcost_check
+{% endmacro %}
+
+
+{#- on-run-start: the analytics layer must never block the application's own migrations. A
+    view over an application table does (`alter table ... drop column` fails on it): drop any
+    view in this project's schemas that reads an application table (earlier versions of the
+    project built stg_app__billing_analytics as one; it is ephemeral now). -#}
+{% macro release_application_tables() %}
+    {%- if execute and flags.WHICH in ('build', 'run') -%}
+        {%- set views = run_query(
+            "select distinct view_ns.nspname, view.relname"
+            ~ " from pg_depend as dep"
+            ~ " join pg_rewrite as rule on rule.oid = dep.objid"
+            ~ " join pg_class as view on view.oid = rule.ev_class and view.relkind = 'v'"
+            ~ " join pg_namespace as view_ns on view_ns.oid = view.relnamespace"
+            ~ " join pg_class as used on used.oid = dep.refobjid"
+            ~ " join pg_namespace as used_ns on used_ns.oid = used.relnamespace"
+            ~ " where dep.classid = 'pg_rewrite'::regclass"
+            ~ " and used_ns.nspname = '" ~ var('app_schema') | replace("'", "''") ~ "'"
+            ~ " and view_ns.nspname <> used_ns.nspname"
+            ~ " and (view_ns.nspname = '" ~ target.schema ~ "'"
+            ~ " or view_ns.nspname like '" ~ target.schema ~ "\_%')"
+        ) -%}
+        {%- for row in views.rows -%}
+            {%- set view = api.Relation.create(
+                database=target.database, schema=row[0], identifier=row[1], type='view'
+            ) -%}
+            {%- do run_query("drop view " ~ view) -%}
+            {%- do adapter.cache_dropped(view) -%}
+            {{ log("dropped " ~ view ~ ": a view over an application table blocks its migrations", info=true) }}
+        {%- endfor -%}
+    {%- endif %}
+    select 'application tables free' as pmcost_check
+{% endmacro %}

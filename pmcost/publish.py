@@ -1,0 +1,542 @@
+"""Write-audit-publish: switch a fully tested candidate build in for every reader at once.
+
+`dbt build` writes every published model (the marts folder) into `<schema>_candidate`
+(macros/publication.sql). `publish()` then:
+
+1. reads the candidate's publication request (a JSON comment on the schema written by the
+   build's on-run-start: invocation id, as-of date, roles, guard thresholds) and the build's
+   `run_results.json`, and refuses unless that same invocation built every published model and
+   every model, snapshot, seed and error-severity test passed;
+2. compares the candidate with the last published run (application row counts, tenants per
+   mart, revenue and modeled-cost totals) and refuses a move beyond the thresholds, or an empty
+   application table, unless the operator accepts it;
+3. in one transaction: grants USAGE on the candidate, renames the published schema aside and
+   the candidate into its place, and records the run in `<schema>_publication.published_runs`.
+   Readers see all old or all new tables; the tables already carry their grants, row level
+   security and indexes. The previous schema is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+from psycopg import errors, sql
+
+from pmcost.errors import PmcostError
+
+Say = Callable[[str], None]
+
+# run_results statuses that let a run be published ("warn": a warn-severity test found rows)
+PASSING = {"success", "pass", "warn", "no-op"}
+AUDIT_TABLE = "published_runs"
+MARTS_WITH_TENANTS = ("executive_business_summary", "business_cost_allocation")
+REVENUE = ("executive_business_summary", "monthly_subscription_revenue")
+MODELED_COST = ("cost_allocation_reconciliation", "monthly_cost")
+
+
+class GuardError(PmcostError):
+    """The candidate moved beyond a guard threshold (or a source is empty); nothing published."""
+
+    def __init__(self, message: str, details: dict[str, object]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+@dataclass
+class Figures:
+    """What a published run looked like: compared with the next candidate, kept in the audit."""
+
+    sources: dict[str, int] = field(default_factory=dict)
+    tenants: dict[str, int] = field(default_factory=dict)
+    totals: dict[str, str] = field(default_factory=dict)  # Decimal as text: exact in JSON
+    rows: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> Figures:
+        return cls(
+            sources={str(k): int(v) for k, v in dict(data.get("sources") or {}).items()},
+            tenants={str(k): int(v) for k, v in dict(data.get("tenants") or {}).items()},
+            totals={str(k): str(v) for k, v in dict(data.get("totals") or {}).items()},
+            rows={str(k): int(v) for k, v in dict(data.get("rows") or {}).items()},
+        )
+
+
+@dataclass
+class BuildReport:
+    """The build's run_results.json, summarised."""
+
+    invocation_id: str
+    command: str
+    counts: dict[str, int]
+    failures: list[str]
+    results: dict[str, str]  # unique_id -> status
+
+    @classmethod
+    def read(cls, target_dir: Path) -> BuildReport:
+        path = target_dir / "run_results.json"
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise PmcostError(
+                f"{path} not found: run `dbt build` first (pmcost publish reads its results)"
+            ) from None
+        except (OSError, json.JSONDecodeError) as error:
+            raise PmcostError(f"{path} is unreadable ({error}); run `dbt build` again") from None
+        counts: dict[str, int] = {}
+        failures: list[str] = []
+        results: dict[str, str] = {}
+        for result in data.get("results", []):
+            status = str(result.get("status"))
+            unique_id = str(result.get("unique_id"))
+            results[unique_id] = status
+            counts[status] = counts.get(status, 0) + 1
+            if status not in PASSING:
+                kind, _, name = unique_id.partition(".")
+                name = name.split(".", 1)[-1]
+                message = " ".join(str(result.get("message") or "").split())
+                failures.append(f"{kind} {name}: {status}" + (f" ({message})" if message else ""))
+        return cls(
+            invocation_id=str(data.get("metadata", {}).get("invocation_id", "")),
+            command=str(data.get("args", {}).get("which", "")),
+            counts=counts,
+            failures=failures,
+            results=results,
+        )
+
+    def tests(self) -> dict[str, int]:
+        """Tests (data and unit) by outcome, for the refresh summary."""
+        tests = {"passed": 0, "warned": 0, "failed": 0, "errored": 0, "skipped": 0}
+        for unique_id, status in self.results.items():
+            if not unique_id.startswith(("test.", "unit_test.")):
+                continue
+            key = {"pass": "passed", "warn": "warned", "fail": "failed", "skipped": "skipped"}
+            tests[key.get(status, "errored")] += 1
+        return tests
+
+
+@dataclass
+class Candidate:
+    """The candidate schema and the publication request its build wrote."""
+
+    schema: str
+    published_schema: str
+    invocation_id: str
+    as_of_date: str
+    app_schema: str
+    usage_roles: list[str]
+    guards: dict[str, float]
+    models: list[str]  # unique ids of the published models
+    tables: list[str]  # their relation names
+
+
+def candidate_from_manifest(target_dir: Path) -> tuple[str, list[str], list[str]]:
+    """(candidate schema, published model ids, their names) from the build's manifest."""
+    path = target_dir / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise PmcostError(f"{path} is missing or unreadable: run `dbt build` first") from None
+    published = [
+        node
+        for node in manifest.get("nodes", {}).values()
+        if node.get("resource_type") == "model"
+        and (node.get("config") or {}).get("schema") == "published"
+        and (node.get("config") or {}).get("materialized") != "ephemeral"
+    ]
+    schemas = {node["schema"] for node in published}
+    if len(schemas) != 1:
+        raise PmcostError(f"{path}: published models are spread over {sorted(schemas)}")
+    schema = schemas.pop()
+    if not schema.endswith("_candidate"):
+        raise PmcostError(
+            f"{path} was written with publish_stage=published (models in {schema}); "
+            "run `dbt build` without it, then publish"
+        )
+    return (
+        schema,
+        sorted(node["unique_id"] for node in published),
+        sorted(node.get("alias") or node["name"] for node in published),
+    )
+
+
+def read_candidate(conn: psycopg.Connection, target_dir: Path) -> Candidate:
+    schema, models, tables = candidate_from_manifest(target_dir)
+    row = conn.execute(
+        "select obj_description(oid, 'pg_namespace') from pg_namespace where nspname = %s",
+        (schema,),
+    ).fetchone()
+    if row is None:
+        raise PmcostError(
+            f"no candidate schema {schema}: nothing to publish; run `dbt build` (or "
+            "`pmcost refresh`) first"
+        )
+    try:
+        request = json.loads(row[0] or "")
+    except json.JSONDecodeError:
+        raise PmcostError(
+            f"schema {schema} has no publication request (its comment is not pmcost's); "
+            "run `dbt build` again"
+        ) from None
+    return Candidate(
+        schema=schema,
+        published_schema=str(request["published_schema"]),
+        invocation_id=str(request["invocation_id"]),
+        as_of_date=str(request["as_of_date"]),
+        app_schema=str(request["app_schema"]),
+        usage_roles=[str(role) for role in request["usage_roles"]],
+        guards={str(k): float(v) for k, v in dict(request["guards"]).items()},
+        models=models,
+        tables=tables,
+    )
+
+
+def check_build(candidate: Candidate, report: BuildReport) -> None:
+    """Refuse unless this candidate's own `dbt build` ran every published model and passed."""
+    if report.invocation_id != candidate.invocation_id:
+        raise PmcostError(
+            f"run_results.json is from dbt invocation {report.invocation_id or '?'}, but the "
+            f"candidate in {candidate.schema} was built by {candidate.invocation_id}: run "
+            "`dbt build` again, then publish"
+        )
+    if report.command != "build":
+        raise PmcostError(
+            f"the candidate was built by `dbt {report.command}`, not `dbt build`: its tests "
+            "did not run; run `dbt build`, then publish"
+        )
+    if report.failures:
+        shown = "; ".join(report.failures[:5])
+        more = f" and {len(report.failures) - 5} more" if len(report.failures) > 5 else ""
+        raise PmcostError(
+            f"the build did not pass, nothing was published: {shown}{more}; "
+            "fix it and run again (the published tables are unchanged)"
+        )
+    unbuilt = [uid.split(".")[-1] for uid in candidate.models if uid not in report.results]
+    if unbuilt:
+        raise PmcostError(
+            f"the build did not include {', '.join(unbuilt)}: a publish switches every "
+            "published model at once; run a full `dbt build`, then publish"
+        )
+
+
+# -- figures and guards -------------------------------------------------------------------------
+def _qualified(schema: str, table: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+
+
+def source_counts(conn: psycopg.Connection, app_schema: str, tables: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for table in tables:
+        row = conn.execute(
+            sql.SQL("select count(*) from {}").format(_qualified(app_schema, table))
+        ).fetchone()
+        counts[f"{app_schema}.{table}"] = int(row[0]) if row else 0
+    return counts
+
+
+def empty_sources(counts: dict[str, int]) -> list[str]:
+    return [
+        f"{table} has 0 rows (an empty application table would publish empty or zero figures)"
+        for table, count in counts.items()
+        if count == 0
+    ]
+
+
+def candidate_figures(
+    conn: psycopg.Connection, candidate: Candidate, sources: dict[str, int]
+) -> Figures:
+    figures = Figures(sources=sources)
+    for table in candidate.tables:
+        row = conn.execute(
+            sql.SQL("select count(*) from {}").format(_qualified(candidate.schema, table))
+        ).fetchone()
+        figures.rows[table] = int(row[0]) if row else 0
+    for table in MARTS_WITH_TENANTS:
+        if table in candidate.tables:
+            figures.tenants[table] = figures.rows[table]
+    for label, (table, column) in (("revenue", REVENUE), ("modeled_cost", MODELED_COST)):
+        if table in candidate.tables:
+            row = conn.execute(
+                sql.SQL("select coalesce(sum({}), 0) from {}").format(
+                    sql.Identifier(column), _qualified(candidate.schema, table)
+                )
+            ).fetchone()
+            figures.totals[label] = str(Decimal(row[0]) if row else Decimal(0))
+    return figures
+
+
+def _moved(before: float, after: float, limit: float) -> str | None:
+    """'+35.0%' when after moved from before by more than limit (a fraction), else None."""
+    if before == after:
+        return None
+    if before == 0:
+        return "from 0"
+    change = (after - before) / abs(before)
+    return f"{change:+.1%}" if abs(change) > limit else None
+
+
+def guard_breaches(
+    figures: Figures, previous: Figures | None, guards: dict[str, float], candidate: Candidate
+) -> list[str]:
+    """One line per breach, naming the table and both numbers."""
+    breaches = empty_sources(figures.sources)
+    if previous is None:
+        return breaches
+    for table, count in figures.sources.items():
+        before = previous.sources.get(table)
+        if before is None or count == 0:
+            continue
+        moved = _moved(before, count, guards["max_source_change"])
+        if moved:
+            breaches.append(
+                f"{table}: {count:,} rows, last published run {before:,} ({moved}, limit "
+                f"±{guards['max_source_change']:.0%}, var publish_max_source_change)"
+            )
+    for table, count in figures.tenants.items():
+        before = previous.tenants.get(table)
+        if before is None:
+            continue
+        moved = _moved(before, count, guards["max_tenant_change"])
+        if moved:
+            breaches.append(
+                f"{candidate.published_schema}.{table}: {count:,} tenants, last published run "
+                f"{before:,} ({moved}, limit ±{guards['max_tenant_change']:.0%}, "
+                "var publish_max_tenant_change)"
+            )
+    for label, total in figures.totals.items():
+        before_text = previous.totals.get(label)
+        if before_text is None:
+            continue
+        table = (REVENUE if label == "revenue" else MODELED_COST)[0]
+        after, before = Decimal(total), Decimal(before_text)
+        moved = _moved(float(before), float(after), guards["max_total_change"])
+        if moved:
+            breaches.append(
+                f"{candidate.published_schema}.{table}: {label.replace('_', ' ')} total "
+                f"{after:,.2f}, last published run {before:,.2f} ({moved}, limit "
+                f"±{guards['max_total_change']:.0%}, var publish_max_total_change)"
+            )
+    return breaches
+
+
+# -- the audit table -------------------------------------------------------------------------------
+def audit_schema(published_schema: str) -> str:
+    return f"{published_schema}_publication"
+
+
+def ensure_audit_table(conn: psycopg.Connection, published_schema: str) -> sql.Composed:
+    schema = audit_schema(published_schema)
+    table = _qualified(schema, AUDIT_TABLE)
+    conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
+    conn.execute(
+        sql.SQL(
+            """
+            create table if not exists {} (
+                invocation_id text primary key,
+                as_of_date date not null,
+                published_at timestamptz not null default now(),
+                published_by text not null default current_user,
+                figures jsonb not null,
+                accepted_changes jsonb
+            )
+            """
+        ).format(table)
+    )
+    conn.execute(
+        sql.SQL("comment on table {} is {}").format(
+            table,
+            sql.Literal(
+                "One row per published refresh: its figures (application row counts, tenants "
+                "per mart, revenue and modeled-cost totals, rows per table) and the guard "
+                "breaches an operator accepted, if any. Written by pmcost publish."
+            ),
+        )
+    )
+    return table
+
+
+def last_published(conn: psycopg.Connection, published_schema: str) -> Figures | None:
+    exists = conn.execute(
+        "select to_regclass(format('%%I.%%I', %s::text, %s::text))",
+        (audit_schema(published_schema), AUDIT_TABLE),
+    ).fetchone()
+    if exists is None or exists[0] is None:
+        return None
+    row = conn.execute(
+        sql.SQL("select figures from {} order by published_at desc limit 1").format(
+            _qualified(audit_schema(published_schema), AUDIT_TABLE)
+        )
+    ).fetchone()
+    return None if row is None else Figures.from_json(dict(row[0]))
+
+
+# -- the switch ----------------------------------------------------------------------------------
+def _schema_exists(conn: psycopg.Connection, schema: str) -> bool:
+    row = conn.execute("select 1 from pg_namespace where nspname = %s", (schema,)).fetchone()
+    return row is not None
+
+
+def outside_dependents(conn: psycopg.Connection, schema: str) -> list[str]:
+    """Views elsewhere that read a table of `schema`: a switch would leave them on old data."""
+    rows = conn.execute(
+        """
+        select distinct view_ns.nspname || '.' || view.relname
+        from pg_depend as dep
+        join pg_rewrite as rule on rule.oid = dep.objid
+        join pg_class as view on view.oid = rule.ev_class
+        join pg_namespace as view_ns on view_ns.oid = view.relnamespace
+        join pg_class as used on used.oid = dep.refobjid
+        join pg_namespace as used_ns on used_ns.oid = used.relnamespace
+        where dep.classid = 'pg_rewrite'::regclass
+          and used_ns.nspname = %s and view_ns.nspname <> %s
+        order by 1
+        """,
+        (schema, schema),
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def drop_schema(conn: psycopg.Connection, schema: str, *, lock_timeout_ms: int) -> str | None:
+    """Drop a retired or stale schema; returns why it could not be dropped (it then stays)."""
+    if not _schema_exists(conn, schema):
+        return None
+    dependents = outside_dependents(conn, schema)
+    if dependents:
+        return f"{', '.join(dependents)} read tables of {schema}; drop or recreate them"
+    try:
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("set local lock_timeout = {}").format(sql.Literal(f"{lock_timeout_ms}ms"))
+            )
+            conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(schema)))
+    except errors.LockNotAvailable:
+        return f"readers still hold tables of {schema} after {lock_timeout_ms} ms"
+    return None
+
+
+@dataclass
+class PublishResult:
+    candidate: Candidate
+    figures: Figures
+    previous: Figures | None
+    breaches: list[str]
+    accepted: bool
+    report: BuildReport
+
+
+def publish(
+    conn: psycopg.Connection,
+    target_dir: Path,
+    *,
+    accept_changes: bool = False,
+    lock_timeout_ms: int = 10000,
+    say: Say = print,
+) -> PublishResult:
+    """Check the candidate build, apply the guards, switch it in. Raise on any refusal."""
+    if not conn.autocommit:
+        raise PmcostError("publish needs an autocommit connection")
+    report = BuildReport.read(target_dir)
+    candidate = read_candidate(conn, target_dir)
+    check_build(candidate, report)
+    app_tables = _app_source_tables(target_dir)
+    figures = candidate_figures(
+        conn, candidate, source_counts(conn, candidate.app_schema, app_tables)
+    )
+    previous = last_published(conn, candidate.published_schema)
+    breaches = guard_breaches(figures, previous, candidate.guards, candidate)
+    result = PublishResult(candidate, figures, previous, breaches, accept_changes, report)
+    if breaches and not accept_changes:
+        raise GuardError(
+            "refusing to publish: "
+            + "; ".join(breaches)
+            + ". The published tables are unchanged. If the change is real, run again with "
+            "--accept-changes (it is recorded with the run)",
+            details={
+                "figures": figures.to_json(),
+                "last_published": previous.to_json() if previous else None,
+                "breaches": breaches,
+                "accepted": False,
+                "thresholds": candidate.guards,
+            },
+        )
+    for breach in breaches:
+        say(f"publish: accepted: {breach}")
+
+    published, retired = candidate.published_schema, f"{candidate.published_schema}_previous"
+    dependents = outside_dependents(conn, published)
+    if dependents:
+        raise PmcostError(
+            f"{', '.join(dependents)} read tables of {published}: after the switch they would "
+            "keep reading the retired tables; drop them, or build them as dbt models"
+        )
+    problem = drop_schema(conn, retired, lock_timeout_ms=lock_timeout_ms)
+    if problem:
+        raise PmcostError(f"cannot clear {retired} from an earlier publish: {problem}; retry")
+    audit = ensure_audit_table(conn, published)
+    with conn.transaction():
+        conn.execute(
+            sql.SQL("set local lock_timeout = {}").format(sql.Literal(f"{lock_timeout_ms}ms"))
+        )
+        if candidate.usage_roles:
+            conn.execute(
+                sql.SQL("grant usage on schema {} to {}").format(
+                    sql.Identifier(candidate.schema),
+                    sql.SQL(", ").join(sql.Identifier(role) for role in candidate.usage_roles),
+                )
+            )
+        if _schema_exists(conn, published):
+            conn.execute(
+                sql.SQL("alter schema {} rename to {}").format(
+                    sql.Identifier(published), sql.Identifier(retired)
+                )
+            )
+        conn.execute(
+            sql.SQL("alter schema {} rename to {}").format(
+                sql.Identifier(candidate.schema), sql.Identifier(published)
+            )
+        )
+        conn.execute(
+            sql.SQL("comment on schema {} is {}").format(
+                sql.Identifier(published),
+                sql.Literal(
+                    f"Published by pmcost: dbt invocation {candidate.invocation_id}, "
+                    f"as of {candidate.as_of_date}"
+                ),
+            )
+        )
+        conn.execute(
+            sql.SQL(
+                "insert into {} (invocation_id, as_of_date, figures, accepted_changes) "
+                "values (%s, %s, %s, %s)"
+            ).format(audit),
+            (
+                candidate.invocation_id,
+                candidate.as_of_date,
+                json.dumps(figures.to_json()),
+                json.dumps(breaches) if breaches else None,
+            ),
+        )
+    problem = drop_schema(conn, retired, lock_timeout_ms=lock_timeout_ms)
+    if problem:
+        say(f"publish: {retired} kept for now ({problem}); the next publish drops it")
+    say(
+        f"publish: {len(candidate.tables)} tables switched in together in {published} "
+        f"(as of {candidate.as_of_date})"
+    )
+    return result
+
+
+def _app_source_tables(target_dir: Path) -> list[str]:
+    manifest = json.loads((target_dir / "manifest.json").read_text())
+    return sorted(
+        source["identifier"]
+        for source in manifest.get("sources", {}).values()
+        if source.get("source_name") == "app"
+    )

@@ -1,0 +1,222 @@
+"""Write-audit-publish: a refresh changes the published tables all together, or not at all.
+
+Each test starts from a published build (the `built` copy) and checks, after a refresh that
+must not publish, that every published table is the same table (same oid) with the same
+rows (md5 of its contents) as before.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import pytest
+
+from .conftest import ANCHOR, Database
+
+PUBLISHED = (
+    "executive_business_summary",
+    "business_cost_allocation",
+    "cost_allocation_reconciliation",
+    "fct_tenant_economics_daily",
+    "tenant_cost_anomalies",
+)
+
+
+def fingerprint(database: Database) -> dict[str, tuple[int, str]]:
+    """(oid, md5 of every row) of each published table."""
+    prints = {}
+    for table in PUBLISHED:
+        oid, digest = database.query(
+            f"select 'analytics.{table}'::regclass::oid::bigint, "
+            f"md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
+            f"from analytics.{table} as t"
+        )[0]
+        prints[table] = (oid, digest)
+    return prints
+
+
+def refresh(database: Database, *args: str, as_of: date = ANCHOR):
+    return database.pmcost("refresh", "--target", "postgres", "--as-of", as_of.isoformat(), *args)
+
+
+def summary(database: Database) -> dict:
+    return json.loads((database.work_dir / "target" / "refresh" / "last.json").read_text())
+
+
+def test_a_failing_test_publishes_nothing(built: Database) -> None:
+    """Finding 1: the marts kept yesterday, but the daily fact and the anomalies were rebuilt
+    from the broken data."""
+    before = fingerprint(built)
+    built.query("update plans set price_monthly = null where name = 'Starter' returning 1")
+    result = refresh(built, as_of=ANCHOR + timedelta(days=1))
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "nothing was published" in result.stderr
+    assert "test " in result.stderr or "model " in result.stderr  # names what failed
+    assert fingerprint(built) == before
+    report = summary(built)
+    assert report["outcome"] == "failed" and report["exit_code"] == 1
+    assert report["tests"]["failed"] >= 1 and report["failures"]
+
+
+def test_plain_dbt_build_never_changes_published_tables(built: Database) -> None:
+    before = fingerprint(built)
+    built.query("update vps_instances set approximate_cost = 700 returning 1")
+    built.dbt("build", check=True)  # builds into analytics_candidate
+    assert fingerprint(built) == before
+    assert built.query("select count(*) > 0 from analytics_candidate.executive_business_summary")
+    # nobody but the owner reads an unpublished candidate
+    usage = built.query(
+        "select has_schema_privilege('business_analysts', 'analytics_candidate', 'usage')"
+    )
+    assert usage == [(False,)]
+
+
+@pytest.mark.parametrize("table", ["subscriptions", "billing_analytics"])
+def test_an_empty_application_table_stops_the_refresh(built: Database, table: str) -> None:
+    """Finding 2: `truncate subscriptions` published empty marts with exit 0; an empty
+    billing_analytics gave every tenant 0 emails without a word."""
+    before = fingerprint(built)
+    built.execute(f"truncate {table}")
+    result = refresh(built)
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert f"public.{table} has 0 rows" in result.stderr
+    assert "--accept-changes" in result.stderr
+    assert fingerprint(built) == before
+    assert summary(built)["outcome"] == "guard"
+
+    accepted = refresh(built, "--accept-changes")
+    assert accepted.returncode == 0, accepted.stdout[-3000:] + accepted.stderr
+    assert fingerprint(built) != before
+    recorded = built.query(
+        "select accepted_changes::text from analytics_publication.published_runs "
+        "order by published_at desc limit 1"
+    )[0][0]
+    assert f"public.{table} has 0 rows" in recorded
+
+
+def test_a_large_move_against_the_last_published_run_needs_acceptance(built: Database) -> None:
+    tenants = built.query("select count(*) from analytics.executive_business_summary")[0][0]
+    built.query(
+        "update subscriptions set status = 'canceled' where id in (select id from subscriptions "
+        "where lower(trim(status)) = 'active' order by id limit (select count(*) / 2 "
+        "from subscriptions where lower(trim(status)) = 'active')) returning 1"
+    )
+    before = fingerprint(built)
+    result = refresh(built)
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert "analytics.executive_business_summary:" in line
+    assert f"last published run {tenants:,}" in line  # both numbers on the line
+    assert "var publish_max_tenant_change" in line
+    assert fingerprint(built) == before
+    guards = summary(built)["guards"]
+    assert guards["breaches"] and guards["last_published"]["tenants"]
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "1900-01-01"])
+def test_an_as_of_date_no_data_describes_is_refused_before_any_write(
+    built: Database, day: str
+) -> None:
+    """Finding 3: 9999-12-31 left rows for the year 9999 in the daily fact for good."""
+    before = fingerprint(built)
+    built.execute("drop index idx_vps_instances_approximate_cost")  # the pre-hook would rebuild it
+    result = refresh(built, as_of=date.fromisoformat(day))
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr
+    assert f"--as-of {day}" in result.stderr
+    assert fingerprint(built) == before
+    assert built.query(
+        "select count(*) from pg_indexes where indexname = 'idx_vps_instances_approximate_cost'"
+    ) == [(0,)]
+    assert built.query(
+        "select count(*) from pg_namespace where nspname = 'analytics_candidate'"
+    ) == [(0,)]
+
+
+def test_plain_dbt_refuses_an_as_of_after_tomorrow(built: Database) -> None:
+    result = built.dbt("build", as_of=date.today() + timedelta(days=2))
+    assert result.returncode != 0
+    assert "is after tomorrow" in result.stdout
+
+
+def test_a_successful_refresh_switches_every_table_and_keeps_the_build_results(
+    built: Database,
+) -> None:
+    """Finding 9: run_results.json held the docs generation's results, not the build's."""
+    before = fingerprint(built)
+    history_before = built.query("select count(*) from analytics.fct_tenant_economics_daily")[0][0]
+    result = refresh(built, as_of=ANCHOR + timedelta(days=1))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    after = fingerprint(built)
+    assert all(after[table][0] != before[table][0] for table in PUBLISHED)  # all new tables
+    # the incremental history was carried into the candidate, not rebuilt from nothing
+    history_after = built.query("select count(*) from analytics.fct_tenant_economics_daily")[0][0]
+    assert history_after > history_before
+
+    target = built.work_dir / "target"
+    run_results = json.loads((target / "run_results.json").read_text())
+    assert run_results["args"]["which"] == "build"
+    assert any(r["unique_id"].startswith("test.") for r in run_results["results"])
+    assert (target / "catalog.json").is_file()
+
+    report = summary(built)
+    assert report["outcome"] == "published" and report["exit_code"] == 0
+    assert report["as_of_date"] == (ANCHOR + timedelta(days=1)).isoformat()
+    assert set(report["steps"]) == {"pre_hook", "build", "publish", "docs"}
+    assert set(report["tables"]) == set(PUBLISHED)
+    assert report["tables"]["executive_business_summary"] > 0
+    assert report["tests"]["passed"] > 100 and report["tests"]["failed"] == 0
+    assert report["invocation_id"] == run_results["metadata"]["invocation_id"]
+    assert report["guards"]["figures"]["totals"]["revenue"]
+    assert list((target / "refresh").glob("*-published.json"))
+    # the docs site shows the relations readers query, not the candidate
+    catalog = json.loads((target / "catalog.json").read_text())
+    schemas = {node["metadata"]["schema"] for node in catalog["nodes"].values()}
+    assert "analytics" in schemas and "analytics_candidate" not in schemas
+    # the audit table keeps the published run's figures
+    runs = built.query(
+        "select invocation_id, figures -> 'tenants' ->> 'executive_business_summary' "
+        "from analytics_publication.published_runs order by published_at desc limit 1"
+    )
+    assert runs[0][0] == report["invocation_id"]
+    assert int(runs[0][1]) == report["tables"]["executive_business_summary"]
+
+
+def test_publish_refuses_a_partial_or_stale_build(built: Database) -> None:
+    before = fingerprint(built)
+    built.dbt("build", "--select", "staging", check=True)
+    result = built.pmcost("publish", "--target", "postgres")
+    assert result.returncode == 1
+    assert "run a full `dbt build`" in result.stderr
+    built.dbt("run", check=True)
+    result = built.pmcost("publish", "--target", "postgres")
+    assert result.returncode == 1
+    assert "not `dbt build`" in result.stderr
+    assert fingerprint(built) == before
+    built.dbt("build", "--select", "marts", check=True)  # every published model: publishable
+    assert built.pmcost("publish", "--target", "postgres").returncode == 0
+    assert fingerprint(built) != before
+
+
+def test_the_application_can_migrate_its_tables_while_the_marts_exist(built: Database) -> None:
+    """Finding 8: a staging view over billing_analytics made the application's own
+    `alter table billing_analytics drop column ...` fail."""
+    migrations = {
+        "companies": ("name", "updated_at"),
+        "plans": ("name", "updated_at"),
+        "subscriptions": ("status", "updated_at"),
+        "vps_instances": ("hostname", "updated_at"),
+        "smtp_ip_addresses": ("ip_address", "updated_at"),  # status: a pre-hook index
+        "payments": ("status", "created_at"),
+        "billing_analytics": ("emails_sent", "emails_bounced"),
+    }
+    with built.connect() as conn:
+        conn.execute("set lock_timeout = '5s'")
+        for table, (altered, dropped) in migrations.items():
+            kind = "numeric(20)" if altered == "emails_sent" else "varchar(400)"
+            conn.execute(f"alter table {table} alter column {altered} type {kind}")
+            conn.execute(f"alter table {table} drop column {dropped}")
+    result = refresh(built)
+    assert result.returncode == 1
+    for table, (_, dropped) in migrations.items():
+        assert f"source column public.{table}.{dropped} is missing" in result.stdout

@@ -1,0 +1,100 @@
+"""SIGTERM to `pmcost refresh` or `pmcost docs`: the dbt child stops first, then pmcost exits.
+
+Finding 4: SIGTERM (what `kill PID`, Python's subprocess and many supervisors send) ended
+pmcost but left its `dbt build` running and released the refresh lock, so a second refresh
+ran alongside it. The same for `pmcost docs` and its server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+from pmcost.server import free_port
+from pmcost.signals import child_processes, is_alive
+
+from .conftest import ANCHOR, BIN, PROJECT, Database
+from .test_publication import fingerprint
+
+
+def _wait_for_child(parent: subprocess.Popen[str], needle: str, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid, cmdline in child_processes(parent.pid):
+            if needle in cmdline:
+                return pid
+        assert parent.poll() is None, parent.communicate()
+        time.sleep(0.1)
+    raise AssertionError(f"no child running {needle!r} after {timeout}s")
+
+
+def _start(database: Database, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(BIN / "pmcost"), *args],
+        cwd=PROJECT,
+        env=database.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a signal to the test's group never reaches it
+    )
+
+
+def test_sigterm_to_refresh_stops_dbt_keeps_the_lock_until_then_publishes_nothing(
+    built: Database,
+) -> None:
+    before = fingerprint(built)
+    built.query("update vps_instances set approximate_cost = 650 returning 1")
+    refresh = _start(built, "refresh", "--target", "postgres", "--as-of", ANCHOR.isoformat())
+    try:
+        dbt = _wait_for_child(refresh, " build ", timeout=60)
+        time.sleep(3)  # inside the build
+        os.kill(refresh.pid, signal.SIGTERM)  # the parent only, as `kill PID` does
+        time.sleep(0.5)
+        if is_alive(dbt):  # dbt still stopping: the refresh lock must still be held
+            held = built.query(
+                "select count(*) from pg_locks where locktype = 'advisory' "
+                "and classid = 1886221 and objid = 2 and granted"
+            )
+            assert held == [(1,)]
+        out, err = refresh.communicate(timeout=120)
+    finally:
+        if refresh.poll() is None:
+            os.killpg(refresh.pid, signal.SIGKILL)
+    assert refresh.returncode == 143, out[-2000:] + err
+    assert "interrupted by SIGTERM" in err and "nothing was published" in err
+    assert not is_alive(dbt)
+    assert fingerprint(built) == before
+    # the lock went with pmcost: the next refresh runs (and publishes)
+    again = built.pmcost(
+        "refresh", "--target", "postgres", "--as-of", ANCHOR.isoformat(), "--accept-changes"
+    )
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr
+
+
+def test_sigterm_to_docs_stops_its_server(built: Database) -> None:
+    port = free_port()
+    docs = _start(built, "docs", "--target", "postgres", "--port", str(port))
+    try:
+        serve = _wait_for_child(docs, " serve ", timeout=90)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the docs server never listened")
+        os.kill(docs.pid, signal.SIGTERM)
+        out, err = docs.communicate(timeout=60)
+    finally:
+        if docs.poll() is None:
+            os.killpg(docs.pid, signal.SIGKILL)
+    assert docs.returncode == 143, out[-2000:] + err
+    assert "interrupted by SIGTERM" in err
+    assert not is_alive(serve)
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
