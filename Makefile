@@ -21,6 +21,13 @@ test: $(INSTALLED)
 	$(BIN)/ruff format --check pmcost tests/python
 	$(BIN)/python -m pytest
 
+## lint: ruff, then sqlfluff with the dbt templater (it compiles, so the embedded server starts)
+lint: $(INSTALLED)
+	$(BIN)/ruff check pmcost tests/python
+	$(BIN)/ruff format --check pmcost tests/python
+	$(BIN)/pmcost up >/dev/null && eval "$$($(BIN)/pmcost env)" && \
+		$(BIN)/sqlfluff lint models analyses snapshots tests/dbt
+
 ## bench: speed and latency at 10,000 tenants on a throwaway server (figures in target/bench/)
 bench: $(INSTALLED)
 	$(BIN)/pmcost bench

@@ -187,7 +187,13 @@ def cmd_dbt(args: argparse.Namespace) -> int:
         "debug",
         "init",
     )
-    return dbt_runner.run(dbt_args, target, as_of=args.as_of, with_vars=not passthrough)
+    code = dbt_runner.run(dbt_args, target, as_of=args.as_of, with_vars=not passthrough)
+    if code == 0 and dbt_args[0] in ("build", "run"):
+        print(
+            "pmcost: built into the candidate schema; readers see it after `pmcost publish` "
+            "(`pmcost refresh` does both)"
+        )
+    return code
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -75,7 +75,6 @@ class BuildReport:
 
     invocation_id: str
     command: str
-    counts: dict[str, int]
     failures: list[str]
     results: dict[str, str]  # unique_id -> status
 
@@ -90,14 +89,12 @@ class BuildReport:
             ) from None
         except (OSError, json.JSONDecodeError) as error:
             raise PmcostError(f"{path} is unreadable ({error}); run `dbt build` again") from None
-        counts: dict[str, int] = {}
         failures: list[str] = []
         results: dict[str, str] = {}
         for result in data.get("results", []):
             status = str(result.get("status"))
             unique_id = str(result.get("unique_id"))
             results[unique_id] = status
-            counts[status] = counts.get(status, 0) + 1
             if status not in PASSING:
                 kind, _, name = unique_id.partition(".")
                 name = name.split(".", 1)[-1]
@@ -106,7 +103,6 @@ class BuildReport:
         return cls(
             invocation_id=str(data.get("metadata", {}).get("invocation_id", "")),
             command=str(data.get("args", {}).get("which", "")),
-            counts=counts,
             failures=failures,
             results=results,
         )
@@ -135,10 +131,12 @@ class Candidate:
     guards: dict[str, float]
     models: list[str]  # unique ids of the published models
     tables: list[str]  # their relation names
+    app_tables: list[str]  # the application tables (the `app` source), for the guards
 
 
-def candidate_from_manifest(target_dir: Path) -> tuple[str, list[str], list[str]]:
-    """(candidate schema, published model ids, their names) from the build's manifest."""
+def candidate_from_manifest(target_dir: Path) -> tuple[str, list[str], list[str], list[str]]:
+    """(candidate schema, published model ids, their names, application tables) from the
+    build's manifest."""
     path = target_dir / "manifest.json"
     try:
         manifest = json.loads(path.read_text())
@@ -164,11 +162,16 @@ def candidate_from_manifest(target_dir: Path) -> tuple[str, list[str], list[str]
         schema,
         sorted(node["unique_id"] for node in published),
         sorted(node.get("alias") or node["name"] for node in published),
+        sorted(
+            source["identifier"]
+            for source in manifest.get("sources", {}).values()
+            if source.get("source_name") == "app"
+        ),
     )
 
 
 def read_candidate(conn: psycopg.Connection, target_dir: Path) -> Candidate:
-    schema, models, tables = candidate_from_manifest(target_dir)
+    schema, models, tables, app_tables = candidate_from_manifest(target_dir)
     row = conn.execute(
         "select obj_description(oid, 'pg_namespace') from pg_namespace where nspname = %s",
         (schema,),
@@ -195,6 +198,7 @@ def read_candidate(conn: psycopg.Connection, target_dir: Path) -> Candidate:
         guards={str(k): float(v) for k, v in dict(request["guards"]).items()},
         models=models,
         tables=tables,
+        app_tables=app_tables,
     )
 
 
@@ -241,9 +245,12 @@ def source_counts(conn: psycopg.Connection, app_schema: str, tables: list[str]) 
     return counts
 
 
-def empty_sources(counts: dict[str, int]) -> list[str]:
+def empty_sources(counts: dict[str, int], previous: dict[str, int] | None = None) -> list[str]:
+    last = previous or {}
     return [
-        f"{table} has 0 rows (an empty application table would publish empty or zero figures)"
+        f"{table} has 0 rows"
+        + (f", last published run {last[table]:,}" if table in last else "")
+        + " (an empty application table would publish empty or zero figures)"
         for table, count in counts.items()
         if count == 0
     ]
@@ -286,7 +293,7 @@ def guard_breaches(
     figures: Figures, previous: Figures | None, guards: dict[str, float], candidate: Candidate
 ) -> list[str]:
     """One line per breach, naming the table and both numbers."""
-    breaches = empty_sources(figures.sources)
+    breaches = empty_sources(figures.sources, previous.sources if previous else None)
     if previous is None:
         return breaches
     for table, count in figures.sources.items():
@@ -421,6 +428,48 @@ def drop_schema(conn: psycopg.Connection, schema: str, *, lock_timeout_ms: int) 
     return None
 
 
+RELATION_KINDS = {
+    "r": "table",
+    "p": "table",
+    "f": "foreign table",
+    "v": "view",
+    "m": "materialized view",
+    "S": "sequence",
+}
+
+
+def carry_foreign_relations(
+    conn: psycopg.Connection, published: str, candidate: Candidate
+) -> list[str]:
+    """Move relations of the published schema that this project does not build (a table
+    someone created there, an old model's table) into the candidate, so the switch never
+    drops them. Sequences owned by a table move with it."""
+    rows = conn.execute(
+        """
+        select c.relname, c.relkind
+        from pg_class as c
+        join pg_namespace as n on n.oid = c.relnamespace
+        where n.nspname = %s and c.relkind::text = any(%s) and not c.relname = any(%s)
+          and not exists (
+              select from pg_depend as d
+              where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype in ('a', 'i')
+          )
+        order by c.relname
+        """,
+        (published, list(RELATION_KINDS), candidate.tables),
+    ).fetchall()
+    for name, kind in rows:
+        conn.execute(
+            sql.SQL("alter {} {}.{} set schema {}").format(
+                sql.SQL(RELATION_KINDS[kind]),
+                sql.Identifier(published),
+                sql.Identifier(name),
+                sql.Identifier(candidate.schema),
+            )
+        )
+    return [str(name) for name, _ in rows]
+
+
 @dataclass
 class PublishResult:
     candidate: Candidate
@@ -429,6 +478,16 @@ class PublishResult:
     breaches: list[str]
     accepted: bool
     report: BuildReport
+
+    def guard_report(self) -> dict[str, object]:
+        """The guards' side of the refresh summary."""
+        return {
+            "figures": self.figures.to_json(),
+            "last_published": self.previous.to_json() if self.previous else None,
+            "breaches": self.breaches,
+            "accepted": self.accepted and bool(self.breaches),
+            "thresholds": self.candidate.guards,
+        }
 
 
 def publish(
@@ -445,9 +504,8 @@ def publish(
     report = BuildReport.read(target_dir)
     candidate = read_candidate(conn, target_dir)
     check_build(candidate, report)
-    app_tables = _app_source_tables(target_dir)
     figures = candidate_figures(
-        conn, candidate, source_counts(conn, candidate.app_schema, app_tables)
+        conn, candidate, source_counts(conn, candidate.app_schema, candidate.app_tables)
     )
     previous = last_published(conn, candidate.published_schema)
     breaches = guard_breaches(figures, previous, candidate.guards, candidate)
@@ -458,13 +516,7 @@ def publish(
             + "; ".join(breaches)
             + ". The published tables are unchanged. If the change is real, run again with "
             "--accept-changes (it is recorded with the run)",
-            details={
-                "figures": figures.to_json(),
-                "last_published": previous.to_json() if previous else None,
-                "breaches": breaches,
-                "accepted": False,
-                "thresholds": candidate.guards,
-            },
+            details=result.guard_report(),
         )
     for breach in breaches:
         say(f"publish: accepted: {breach}")
@@ -484,6 +536,8 @@ def publish(
         conn.execute(
             sql.SQL("set local lock_timeout = {}").format(sql.Literal(f"{lock_timeout_ms}ms"))
         )
+        for kept in carry_foreign_relations(conn, published, candidate):
+            say(f"publish: kept {published}.{kept} (not built by this project) across the switch")
         if candidate.usage_roles:
             conn.execute(
                 sql.SQL("grant usage on schema {} to {}").format(
@@ -531,12 +585,3 @@ def publish(
         f"(as of {candidate.as_of_date})"
     )
     return result
-
-
-def _app_source_tables(target_dir: Path) -> list[str]:
-    manifest = json.loads((target_dir / "manifest.json").read_text())
-    return sorted(
-        source["identifier"]
-        for source in manifest.get("sources", {}).values()
-        if source.get("source_name") == "app"
-    )

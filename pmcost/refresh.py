@@ -108,23 +108,6 @@ def check_dates(
             )
 
 
-def _published_rows(conn: psycopg.Connection, schema: str, tables: list[str]) -> dict[str, int]:
-    rows: dict[str, int] = {}
-    for table in tables:
-        found = conn.execute(
-            "select to_regclass(format('%%I.%%I', %s::text, %s::text))", (schema, table)
-        ).fetchone()
-        if found is None or found[0] is None:
-            continue
-        row = conn.execute(
-            sql.SQL("select count(*) from {}.{}").format(
-                sql.Identifier(schema), sql.Identifier(table)
-            )
-        ).fetchone()
-        rows[table] = int(row[0]) if row else 0
-    return rows
-
-
 def write_summary(summary: Summary, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = summary.started_at.replace(":", "").replace("+0000", "Z").replace("+00:00", "Z")
@@ -168,14 +151,14 @@ def refresh(
                 target,
                 summary,
                 guard,
-                day,
-                history_start,
-                full_refresh,
-                wait_seconds,
-                ddl_options,
-                accept_changes,
-                artefacts,
-                say,
+                as_of=day,
+                history_start=history_start,
+                full_refresh=full_refresh,
+                wait_seconds=wait_seconds,
+                ddl_options=ddl_options,
+                accept_changes=accept_changes,
+                artefacts=artefacts,
+                say=say,
             )
         summary.outcome, summary.exit_code = "published", 0
         return summary
@@ -197,6 +180,7 @@ def _refresh(
     target: Target,
     summary: Summary,
     guard: SignalGuard,
+    *,
     as_of: date,
     history_start: date | None,
     full_refresh: bool,
@@ -251,14 +235,8 @@ def _refresh(
                 except publish.GuardError as refused:
                     summary.guards = refused.details
                     raise
-            summary.guards = {
-                "figures": published.figures.to_json(),
-                "last_published": published.previous.to_json() if published.previous else None,
-                "breaches": published.breaches,
-                "accepted": bool(published.breaches),
-                "thresholds": published.candidate.guards,
-            }
-            summary.tables = dict(published.figures.rows)
+            summary.guards = published.guard_report()
+            summary.tables = dict(published.figures.rows)  # the candidate's rows, now live
             guard.check()
 
             with _step(summary, "docs"):
@@ -270,15 +248,12 @@ def _refresh(
                     extra_vars={"publish_stage": "published"},
                     guard=guard,
                 )
-                _restore_run_results(artefacts, summary)
+                _restore_run_results(artefacts)
             if code != 0:
                 raise PmcostError(
                     "published, but `dbt docs generate` failed (see dbt's output above); "
                     "run `pmcost docs` to retry"
                 )
-            summary.tables = _published_rows(
-                conn, published.candidate.published_schema, published.candidate.tables
-            )
 
 
 def _keep_run_results(
@@ -300,7 +275,7 @@ def _keep_run_results(
     return report
 
 
-def _restore_run_results(artefacts: Path, summary: Summary) -> None:
+def _restore_run_results(artefacts: Path) -> None:
     """Put the build's run_results.json back in target/, where schedulers look for it, and
     the build's partial-parse state, so the next build with the same vars skips parsing."""
     for name in ("run_results.json", "partial_parse.msgpack"):
