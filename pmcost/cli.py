@@ -167,9 +167,9 @@ def cmd_refresh(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     """Switch in the candidate of the last `dbt build` (what `pmcost refresh` does last)."""
     target = _target(args)
-    with db.connection(target) as conn, SignalGuard("nothing was published"):
+    with db.connection(target) as conn, SignalGuard("nothing was published") as guard:
         lock = ddl.AdvisoryLock(conn, REFRESH_LOCK, "pmcost refresh", args.wait, print)
-        with lock:
+        with lock, guard.deferred("the publish had begun and completed: the new tables are live"):
             publish.publish(conn, dbt_runner.target_dir(), accept_changes=args.accept_changes)
     return 0
 

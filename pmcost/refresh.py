@@ -227,7 +227,10 @@ def _refresh(
                     "the published tables are unchanged"
                 )
 
-            with _step(summary, "publish"):
+            finished = (
+                "the publish had begun and completed: the new tables are live, docs not generated"
+            )
+            with _step(summary, "publish"), guard.deferred(finished):
                 try:
                     published = publish.publish(
                         conn, artefacts, accept_changes=accept_changes, say=say
@@ -235,9 +238,8 @@ def _refresh(
                 except publish.GuardError as refused:
                     summary.guards = refused.details
                     raise
-            summary.guards = published.guard_report()
-            summary.tables = dict(published.figures.rows)  # the candidate's rows, now live
-            guard.check()
+                summary.guards = published.guard_report()
+                summary.tables = dict(published.figures.rows)  # the candidate's rows, now live
 
             with _step(summary, "docs"):
                 # the docs describe what readers now see: the published schema's relations

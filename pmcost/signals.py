@@ -13,7 +13,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -46,6 +47,7 @@ class SignalGuard:
         self.received: int | None = None
         self.received_at = 0.0
         self._child: subprocess.Popen[bytes] | None = None
+        self._deferring = False
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> SignalGuard:
@@ -65,9 +67,25 @@ class SignalGuard:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is None:
             self.received, self.received_at = signum, time.monotonic()
+        if self._deferring:
+            return  # deferred() raises once its block is done
         if self._child is None or self._child.poll() is not None:
             raise Interrupted(signum, self.what)
         # a child runs: run() forwards the signal and raises once the child has exited
+
+    @contextmanager
+    def deferred(self, done: str) -> Iterator[None]:
+        """A block a signal must not cut in two (the publish transaction): a signal during
+        it is raised when it ends, with `done` saying what completed; the block either runs
+        to its end or never starts."""
+        self.check()
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        if self.received is not None:
+            raise Interrupted(self.received, done)
 
     def check(self) -> None:
         """Raise `Interrupted` if a signal arrived (call between steps)."""

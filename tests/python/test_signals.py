@@ -13,8 +13,10 @@ import socket
 import subprocess
 import time
 
+import pytest
+
 from pmcost.server import free_port
-from pmcost.signals import child_processes, is_alive
+from pmcost.signals import Interrupted, SignalGuard, child_processes, is_alive
 
 from .conftest import ANCHOR, BIN, PROJECT, Database
 from .test_publication import fingerprint
@@ -98,3 +100,22 @@ def test_sigterm_to_docs_stops_its_server(built: Database) -> None:
     assert not is_alive(serve)
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_a_signal_during_the_publish_block_lets_it_finish_then_stops() -> None:
+    steps: list[str] = []
+    with pytest.raises(Interrupted) as stopped, SignalGuard("never reached") as guard:
+        with guard.deferred("the publish completed"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)  # the handler has run by now
+            steps.append("switched")
+        steps.append("docs")  # not reached: the signal is raised as the block ends
+    assert steps == ["switched"]
+    assert stopped.value.exit_code == 143
+    assert "the publish completed" in str(stopped.value)
+    # outside a deferred block and with no child, a signal stops at once
+    with pytest.raises(Interrupted), SignalGuard("stopped") as guard:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+        steps.append("after")
+    assert steps == ["switched"]
