@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -69,6 +70,15 @@ class Figures:
         )
 
 
+def _node_label(unique_id: str) -> str:
+    """'test subscription_of_unknown_plan' from 'test.pmcost.subscription_of_unknown_plan.0e86…'."""
+    kind, _, rest = unique_id.partition(".")
+    parts = rest.split(".")[1:]  # without the package
+    if kind == "test" and len(parts) > 1 and re.fullmatch(r"[0-9a-f]{10}", parts[-1]):
+        parts = parts[:-1]  # dbt's hash suffix of a generic test
+    return f"{kind.replace('_', ' ')} {'.'.join(parts)}"
+
+
 @dataclass
 class BuildReport:
     """The build's run_results.json, summarised."""
@@ -90,16 +100,21 @@ class BuildReport:
         except (OSError, json.JSONDecodeError) as error:
             raise PmcostError(f"{path} is unreadable ({error}); run `dbt build` again") from None
         failures: list[str] = []
+        skipped = 0
         results: dict[str, str] = {}
         for result in data.get("results", []):
             status = str(result.get("status"))
             unique_id = str(result.get("unique_id"))
             results[unique_id] = status
-            if status not in PASSING:
-                kind, _, name = unique_id.partition(".")
-                name = name.split(".", 1)[-1]
+            if status == "skipped":
+                skipped += 1  # a consequence of a failure upstream, counted, not listed
+            elif status not in PASSING:
                 message = " ".join(str(result.get("message") or "").split())
-                failures.append(f"{kind} {name}: {status}" + (f" ({message})" if message else ""))
+                failures.append(
+                    f"{_node_label(unique_id)}: {status}" + (f" ({message})" if message else "")
+                )
+        if skipped:
+            failures.append(f"{skipped} node(s) skipped because of them")
         return cls(
             invocation_id=str(data.get("metadata", {}).get("invocation_id", "")),
             command=str(data.get("args", {}).get("which", "")),
