@@ -36,17 +36,19 @@
 {%- endmacro %}
 
 
-{#- on-run-start of `dbt build` / `dbt run`: start a fresh candidate schema when the run
-    rebuilds every published model (a candidate left by an earlier run may hold a failed
-    build's rows; a publish needs every published model from one invocation anyway; a
-    narrower selection, e.g. one mart while developing, keeps the others), write this invocation's publication request into its
-    comment (JSON: invocation id, as-of date, the roles that get USAGE when it is published,
-    the guard thresholds, so `--vars` overrides reach the publish step, which also checks that
-    the run_results.json it reads belong to this candidate), and carry the published
-    incremental history into it when the incremental model is selected, so an incremental run
-    continues the published table instead of starting over, and a failed run never touches
-    the published one. Indexes are not
-    copied: the model's post-hook creates them on the candidate table. -#}
+{#- on-run-start of `dbt build` / `dbt run`:
+    - start a fresh candidate schema when the run rebuilds every published model (a
+      candidate left by an earlier run may hold a failed build's rows, and a publish needs
+      every published model from one invocation anyway); a narrower selection, e.g. one mart
+      while developing, keeps the others;
+    - write this invocation's publication request into the schema's comment (JSON: invocation
+      id, as-of date, the roles that get USAGE when it is published, the guard thresholds), so
+      `--vars` overrides reach the publish step, which also checks that the run_results.json
+      it reads belong to this candidate;
+    - carry the published incremental history into it when the incremental model is
+      selected, so an incremental run continues the published table instead of starting
+      over, and a failed run never touches the published one. Indexes are not copied: the
+      model's post-hook creates them on the candidate table. -#}
 {% macro prepare_candidate() %}
     {%- if execute and flags.WHICH in ('build', 'run') and publication_schema() != target.schema -%}
         {%- set candidate = publication_schema() -%}

@@ -268,7 +268,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     refresh(target, as_of=args.as_of, ddl_options=ddl.RunOptions(), accept_changes=True)
     print()
     print(
-        "Built: demo data, column DDL, seeds, staging, intermediate and mart models, tests, docs."
+        "Built: demo data, column DDL, seeds, staging, intermediate and mart models, tests, "
+        "publish, docs."
     )
     print(f"  connection string : {info.url()}  (with password: `pmcost env`)")
     print(

@@ -33,8 +33,9 @@ EXIT_CODES = {
     1: "failed or refused (a model, a test, a guard, the pre-hook): nothing was published",
     2: "bad usage (e.g. an as-of date after tomorrow or before the data begins)",
     75: "another refresh is running: retry later, or pass --wait SECONDS",
-    130: "interrupted by SIGINT: dbt was stopped, nothing was published",
-    143: "terminated by SIGTERM: dbt was stopped, nothing was published",
+    130: "interrupted by SIGINT: dbt was stopped; nothing was published (unless the message "
+    "says the switch had already begun: it then completed, never half done)",
+    143: "terminated by SIGTERM: as for 130",
 }
 
 
