@@ -278,7 +278,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     )
     print(f'  query             : .venv/bin/pmcost psql -c "{EXAMPLE_QUERY}"')
     print("  docs site         : .venv/bin/pmcost docs   (or make docs)")
-    print('  plain dbt         : eval "$(.venv/bin/pmcost env)" && .venv/bin/dbt build')
+    print(
+        '  plain dbt         : eval "$(.venv/bin/pmcost env)" && .venv/bin/dbt build '
+        "&& .venv/bin/pmcost publish"
+    )
     return 0
 
 

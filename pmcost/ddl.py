@@ -465,11 +465,15 @@ class AdvisoryLock:
             ).fetchone()
             if time.monotonic() >= deadline:
                 raise BusyError(
-                    f"another {self.what} (pid {holder[0] if holder else '?'}) is still running "
+                    f"another {self.what} (database session pid {holder[0] if holder else '?'}) "
+                    "is still running "
                     f"after {self.wait_seconds:.0f}s; wait for it to finish, then run again"
                 )
             if not announced:
-                self.say(f"waiting for another {self.what} (pid {holder[0] if holder else '?'})")
+                self.say(
+                    f"waiting for another {self.what} "
+                    f"(database session pid {holder[0] if holder else '?'})"
+                )
                 announced = True
             time.sleep(0.2)
 
