@@ -304,6 +304,29 @@ def _moved(before: float, after: float, limit: float) -> str | None:
     return f"{change:+.1%}" if abs(change) > limit else None
 
 
+def _breach(
+    name: str,
+    after: Decimal,
+    before: Decimal,
+    limit_var: str,
+    guards: dict[str, float],
+    *,
+    prefix: str = "",
+    unit: str = "",
+    money: bool = False,
+) -> str | None:
+    """The breach line when `after` moved from `before` beyond the guard, else None."""
+    limit = guards[limit_var.removeprefix("publish_")]
+    moved = _moved(float(before), float(after), limit)
+    if moved is None:
+        return None
+    shown = "{:,.2f}" if money else "{:,}"
+    return (
+        f"{name}: {prefix}{shown.format(after)}{unit}, last published run "
+        f"{shown.format(before)} ({moved}, limit ±{limit:.0%}, var {limit_var})"
+    )
+
+
 def guard_breaches(
     figures: Figures, previous: Figures | None, guards: dict[str, float], candidate: Candidate
 ) -> list[str]:
@@ -311,6 +334,47 @@ def guard_breaches(
     breaches = empty_sources(figures.sources, previous.sources if previous else None)
     if previous is None:
         return breaches
+    schema = candidate.published_schema
+    lines = (
+        [
+            _breach(
+                table,
+                Decimal(count),
+                Decimal(previous.sources[table]),
+                "publish_max_source_change",
+                guards,
+                unit=" rows",
+            )
+            for table, count in figures.sources.items()
+            if table in previous.sources and count > 0  # an empty table is reported above
+        ]
+        + [
+            _breach(
+                f"{schema}.{table}",
+                Decimal(count),
+                Decimal(previous.tenants[table]),
+                "publish_max_tenant_change",
+                guards,
+                unit=" tenants",
+            )
+            for table, count in figures.tenants.items()
+            if table in previous.tenants
+        ]
+        + [
+            _breach(
+                f"{schema}.{(REVENUE if label == 'revenue' else MODELED_COST)[0]}",
+                Decimal(total),
+                Decimal(previous.totals[label]),
+                "publish_max_total_change",
+                guards,
+                prefix=f"{label.replace('_', ' ')} total ",
+                money=True,
+            )
+            for label, total in figures.totals.items()
+            if label in previous.totals
+        ]
+    )
+    return breaches + [line for line in lines if line is not None]
     for table, count in figures.sources.items():
         before = previous.sources.get(table)
         if before is None or count == 0:
