@@ -107,7 +107,7 @@ def _check_everything(database: Database) -> None:
                 analyst.execute(statement)
         # staging and intermediate models are not for dashboard roles
         with pytest.raises(errors.InsufficientPrivilege):
-            analyst.execute("select count(*) from analytics_intermediate.int_vps_monthly_cost")
+            analyst.execute("select count(*) from analytics_intermediate.int_vps_cost_intervals")
 
     with _as(database, "pmcost_test_admin") as admin:
         total = database.query("select count(*) from analytics.executive_business_summary")[0][0]

@@ -38,9 +38,9 @@ LINEAGE_PATH = [
     ("exposure/exposure.pmcost.executive_dashboard", "model.pmcost.executive_business_summary"),
     (
         "model/model.pmcost.executive_business_summary",
-        "model.pmcost.int_tenant_active_subscriptions",
+        "model.pmcost.int_tenant_subscriptions_daily",
     ),
-    ("model/model.pmcost.int_tenant_active_subscriptions", "model.pmcost.stg_app__subscriptions"),
+    ("model/model.pmcost.int_tenant_subscriptions_daily", "model.pmcost.stg_app__subscriptions"),
     ("model/model.pmcost.stg_app__subscriptions", "source.pmcost.app.subscriptions"),
 ]
 

@@ -19,6 +19,7 @@ PUBLISHED = (
     "business_cost_allocation",
     "cost_allocation_reconciliation",
     "fct_tenant_economics_daily",
+    "resource_cost_intervals",
     "tenant_cost_anomalies",
 )
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Database, project_copy
+from .conftest import ANCHOR, Database, project_copy
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,8 @@ def test_changing_the_ip_constant_moves_only_defaulted_ips(built: Database, tmp_
     before = dict(
         built.query(
             "select smtp_ip_id, monthly_cost || ' ' || cost_source "
-            "from analytics_intermediate.int_smtp_ip_monthly_cost"
+            "from analytics_intermediate.int_smtp_ip_cost_intervals "
+            f"where valid_from_date <= '{ANCHOR}' and '{ANCHOR}' < valid_to_date"
         )
     )
 
@@ -222,7 +223,8 @@ def test_changing_the_ip_constant_moves_only_defaulted_ips(built: Database, tmp_
     after = dict(
         built.query(
             "select smtp_ip_id, monthly_cost || ' ' || cost_source "
-            "from analytics_intermediate.int_smtp_ip_monthly_cost"
+            "from analytics_intermediate.int_smtp_ip_cost_intervals "
+            f"where valid_from_date <= '{ANCHOR}' and '{ANCHOR}' < valid_to_date"
         )
     )
 

@@ -1,7 +1,8 @@
 -- Grain: one row per tenant with at least one active subscription, as of var as_of_date.
--- Cost is modeled infrastructure (VPS) plus email service (SMTP IP) cost only: payments are
--- revenue and never part of cost or cost per email. Profit compares the payments collected
--- for the current period with that cost.
+-- The as-of day of fct_tenant_economics_daily with the company name. Cost is modeled
+-- infrastructure (VPS) plus email service (SMTP IP) cost only: payments are revenue and
+-- never part of cost or cost per email. Profit here compares the payments collected for
+-- the current period with that cost (the executive summary's compares the list revenue).
 {{ config(
     grants=mart_grants(),
     post_hook=[
@@ -13,85 +14,49 @@
 
 with
 
-subscriptions as (
-    select * from {{ ref('int_tenant_active_subscriptions') }}
+daily as (
+    select * from {{ ref('fct_tenant_economics_daily') }}
 ),
 
 companies as (
     select * from {{ ref('stg_app__companies') }}
 ),
 
-infrastructure as (
-    select * from {{ ref('int_tenant_infrastructure_cost') }}
-),
-
-email_service as (
-    select * from {{ ref('int_tenant_email_service_cost') }}
-),
-
-payments as (
-    select * from {{ ref('int_tenant_current_period_payments') }}
-),
-
-email_volume as (
-    select * from {{ ref('int_tenant_email_volume') }}
-),
-
-joined as (
-    select
-        subscriptions.tenant_id,
-        companies.company_name,
-        subscriptions.plan_name,
-        subscriptions.monthly_subscription_revenue as price_monthly,
-        coalesce(infrastructure.infrastructure_cost, 0) as infrastructure_cost,
-        coalesce(email_service.email_service_cost, 0) as email_service_cost,
-        coalesce(email_volume.emails_sent_last_30_days, 0) as emails_sent,
-        coalesce(payments.payments_collected, 0) as payments_collected
-    from subscriptions
-    left join companies
-        on subscriptions.tenant_id = companies.tenant_id
-    left join infrastructure
-        on subscriptions.tenant_id = infrastructure.tenant_id
-    left join email_service
-        on subscriptions.tenant_id = email_service.tenant_id
-    left join payments
-        on subscriptions.tenant_id = payments.tenant_id
-    left join email_volume
-        on subscriptions.tenant_id = email_volume.tenant_id
-),
-
-measured as (
+as_of_day as (
     select
         tenant_id,
-        company_name,
         plan_name,
-        price_monthly,
+        monthly_subscription_revenue,
         infrastructure_cost,
         email_service_cost,
-        emails_sent,
+        total_monthly_cost,
+        emails_sent_last_30_days,
+        cost_per_email,
         payments_collected,
-        infrastructure_cost + email_service_cost as total_cost
-    from joined
+        business_efficiency_ratio
+    from daily
+    where economics_date = {{ as_of_date() }}
 ),
 
 final as (
     select
-        tenant_id,
-        company_name,
-        plan_name,
-        cast(price_monthly as numeric(14, 2)) as price_monthly,
-        cast(infrastructure_cost as numeric(14, 2)) as total_infrastructure_cost,
-        cast(email_service_cost as numeric(14, 2)) as total_email_service_cost,
-        cast(emails_sent as bigint) as emails_sent_last_30_days,
-        cast({{ safe_ratio('total_cost', 'emails_sent', 4) }} as numeric(14, 4))
-            as cost_per_email_delivered,
-        cast(total_cost as numeric(14, 2)) as total_monthly_cost,
-        cast(payments_collected as numeric(14, 2)) as payments_collected,
-        cast(payments_collected - total_cost as numeric(14, 2)) as monthly_profit,
-        cast({{ safe_ratio('payments_collected', 'total_cost') }} as numeric(14, 2))
-            as business_efficiency_ratio,
+        as_of_day.tenant_id,
+        companies.company_name,
+        as_of_day.plan_name,
+        as_of_day.monthly_subscription_revenue as price_monthly,
+        as_of_day.infrastructure_cost as total_infrastructure_cost,
+        as_of_day.email_service_cost as total_email_service_cost,
+        as_of_day.emails_sent_last_30_days,
+        as_of_day.cost_per_email as cost_per_email_delivered,
+        as_of_day.total_monthly_cost,
+        as_of_day.payments_collected,
+        cast(as_of_day.payments_collected - as_of_day.total_monthly_cost as numeric(14, 2))
+            as monthly_profit,
+        as_of_day.business_efficiency_ratio,
         {{ as_of_date() }} as as_of_date
-    from measured
+    from as_of_day
+    left join companies
+        on as_of_day.tenant_id = companies.tenant_id
 )
 
 select * from final

@@ -1,4 +1,5 @@
--- Grain: one row per resource type, cost source and allocation status, as of var as_of_date.
+-- Grain: one row per resource type, cost source and allocation status, as of var as_of_date
+-- (the resource cost intervals that hold on that day).
 -- Every modeled monthly cost lands in exactly one row: allocated to a tenant that appears in
 -- the marts, or unallocated (shared pool, IP without a VPS, tenant without an active
 -- subscription). Allocated + unallocated = total modeled cost, to the cent. Shared database
@@ -7,36 +8,29 @@
 {{ config(grants=mart_grants(), meta={'tenant_scoped': false}) }}
 with
 
-vps_costs as (
-    select * from {{ ref('int_vps_monthly_cost') }}
+resource_costs as (
+    select * from {{ ref('resource_cost_intervals') }}
 ),
 
-ip_costs as (
-    select * from {{ ref('int_smtp_ip_monthly_cost') }}
-),
-
-active_tenants as (
-    select * from {{ ref('int_tenant_active_subscriptions') }}
+subscriptions as (
+    select * from {{ ref('int_tenant_subscriptions_daily') }}
 ),
 
 resources as (
     select
-        'vps' as resource_type,
-        tenant_id,
-        true as has_parent,
-        cost_source,
-        monthly_cost
-    from vps_costs
-
-    union all
-
-    select
-        'smtp_ip' as resource_type,
+        resource_type,
         tenant_id,
         has_vps as has_parent,
         cost_source,
         monthly_cost
-    from ip_costs
+    from resource_costs
+    where {{ interval_holds_on() }}
+),
+
+active_tenants as (
+    select tenant_id
+    from subscriptions
+    where economics_date = {{ as_of_date() }}
 ),
 
 classified as (

@@ -1,6 +1,7 @@
 -- Grain: one row per tenant with at least one active subscription, as of var as_of_date.
--- Revenue: sum of the tenant's active plan prices. Costs: modeled monthly VPS and SMTP IP
--- costs, each aggregated to the tenant before this join (counted once per tenant).
+-- The as-of day of fct_tenant_economics_daily (revenue: sum of the tenant's active plan
+-- prices; costs: modeled monthly VPS and SMTP IP costs, each aggregated to the tenant
+-- before any join), with the company name and the primary subscription's current period.
 {{ config(
     grants=mart_grants(),
     post_hook=[
@@ -11,76 +12,67 @@
 
 with
 
+daily as (
+    select * from {{ ref('fct_tenant_economics_daily') }}
+),
+
 subscriptions as (
-    select * from {{ ref('int_tenant_active_subscriptions') }}
+    select * from {{ ref('int_tenant_subscriptions_daily') }}
 ),
 
 companies as (
     select * from {{ ref('stg_app__companies') }}
 ),
 
-infrastructure as (
-    select * from {{ ref('int_tenant_infrastructure_cost') }}
-),
-
-email_service as (
-    select * from {{ ref('int_tenant_email_service_cost') }}
-),
-
-joined as (
-    select
-        subscriptions.tenant_id,
-        companies.company_name,
-        subscriptions.plan_name,
-        subscriptions.current_period_start_date,
-        subscriptions.current_period_end_date,
-        subscriptions.monthly_subscription_revenue as revenue,
-        coalesce(infrastructure.infrastructure_cost, 0) as infrastructure_cost,
-        coalesce(email_service.email_service_cost, 0) as email_service_cost
-    from subscriptions
-    left join companies
-        on subscriptions.tenant_id = companies.tenant_id
-    left join infrastructure
-        on subscriptions.tenant_id = infrastructure.tenant_id
-    left join email_service
-        on subscriptions.tenant_id = email_service.tenant_id
-),
-
-measured as (
+as_of_day as (
     select
         tenant_id,
-        company_name,
         plan_name,
-        current_period_start_date,
-        current_period_end_date,
-        revenue,
+        monthly_subscription_revenue,
         infrastructure_cost,
         email_service_cost,
-        infrastructure_cost + email_service_cost as total_cost
-    from joined
+        total_monthly_cost,
+        monthly_profit,
+        gross_margin_ratio,
+        cost_efficiency_score,
+        business_health_status
+    from daily
+    where economics_date = {{ as_of_date() }}
+),
+
+as_of_subscriptions as (
+    select
+        tenant_id,
+        current_period_start_date,
+        current_period_end_date
+    from subscriptions
+    where economics_date = {{ as_of_date() }}
 ),
 
 final as (
     select
-        tenant_id,
-        company_name,
-        plan_name,
-        current_period_start_date as current_period_start,
-        current_period_end_date as current_period_end,
-        cast(revenue as numeric(14, 2)) as monthly_subscription_revenue,
-        cast(infrastructure_cost as numeric(14, 2)) as infrastructure_costs,
-        cast(email_service_cost as numeric(14, 2)) as email_service_costs,
-        cast({{ safe_ratio('revenue', 'total_cost') }} as numeric(14, 2)) as gross_margin_ratio,
-        cast({{ cost_efficiency_score('revenue', 'total_cost') }} as numeric(5, 2))
-            as cost_efficiency_score,
-        cast(total_cost as numeric(14, 2)) as total_operational_cost,
-        {{ business_health_status('revenue', 'total_cost') }} as business_health_status,
+        as_of_day.tenant_id,
+        companies.company_name,
+        as_of_day.plan_name,
+        as_of_subscriptions.current_period_start_date as current_period_start,
+        as_of_subscriptions.current_period_end_date as current_period_end,
+        as_of_day.monthly_subscription_revenue,
+        as_of_day.infrastructure_cost as infrastructure_costs,
+        as_of_day.email_service_cost as email_service_costs,
+        as_of_day.gross_margin_ratio,
+        as_of_day.cost_efficiency_score,
+        as_of_day.total_monthly_cost as total_operational_cost,
+        as_of_day.business_health_status,
         {{ as_of_date() }} as dashboard_date,
-        cast(infrastructure_cost as numeric(14, 2)) as total_infrastructure_cost,
-        cast(email_service_cost as numeric(14, 2)) as total_email_service_cost,
-        cast(total_cost as numeric(14, 2)) as total_monthly_cost,
-        cast(revenue - total_cost as numeric(14, 2)) as monthly_profit
-    from measured
+        as_of_day.infrastructure_cost as total_infrastructure_cost,
+        as_of_day.email_service_cost as total_email_service_cost,
+        as_of_day.total_monthly_cost,
+        as_of_day.monthly_profit
+    from as_of_day
+    left join as_of_subscriptions
+        on as_of_day.tenant_id = as_of_subscriptions.tenant_id
+    left join companies
+        on as_of_day.tenant_id = companies.tenant_id
 )
 
 select * from final

@@ -1,7 +1,9 @@
 {#- Reconciliation test: sum(`column_name`) of this model (rows matching `where`) equals
-    sum(`compare_column`) of `compare_model` (rows matching `compare_where`), to the cent.
-    Returns one row, with both totals, when they differ. -#}
-{% test sum_equals_sum_of(model, column_name, compare_model, compare_column, where="true", compare_where="true") %}
+    sum(`compare_column`) of `compare_model` (rows matching `compare_where`, and with
+    `compare_on_as_of_date` only the validity intervals that hold on the as-of date), to the
+    cent. Returns one row, with both totals, when they differ. The as-of filter is rendered
+    when the test runs: a date written into `compare_where` would be fixed at parse time. -#}
+{% test sum_equals_sum_of(model, column_name, compare_model, compare_column, where="true", compare_where="true", compare_on_as_of_date=false) %}
     with
 
     this_side as (
@@ -13,7 +15,7 @@
     other_side as (
         select coalesce(sum({{ compare_column }}), 0) as total
         from {{ compare_model }}
-        where {{ compare_where }}
+        where {{ compare_where }}{% if compare_on_as_of_date %} and {{ interval_holds_on() }}{% endif %}
     )
 
     select

@@ -1,5 +1,7 @@
--- The executive summary and cost allocation for the as-of date equal that day's rows of the
--- daily fact, column by column. Returns the tenants where they differ (or exist on one side).
+-- The contract between the marts and the daily history: the executive summary and cost
+-- allocation are the fact's as-of day (they are built from it), column by column. Guards
+-- against a mart that filters, joins or renames differently. Returns the tenants where they
+-- differ (or exist on one side).
 with
 
 executive as (

@@ -1,0 +1,65 @@
+-- Grain: one row per tenant with payments collected for a current period, and day of this
+-- run's window (history_start_date() to the as-of date).
+-- Collected by a day: status succeeded, in USD, for one of the tenant's active
+-- subscriptions, with a billing period that starts on or after that subscription's current
+-- period start and not after the day. Failed, pending and refunded payments are not revenue.
+{{ config(tags=['daily']) }}
+
+with
+
+payments as (
+    select * from {{ ref('stg_app__payments') }}
+),
+
+subscriptions as (
+    select * from {{ ref('stg_app__subscriptions') }}
+),
+
+active_subscriptions as (
+    select
+        subscription_id,
+        tenant_id,
+        current_period_start_date
+    from subscriptions
+    where subscription_status = 'active'
+),
+
+collected as (
+    select
+        active_subscriptions.tenant_id,
+        payments.billing_period_start_date,
+        payments.payment_amount
+    from payments
+    inner join active_subscriptions
+        on payments.subscription_id = active_subscriptions.subscription_id
+    where
+        payments.payment_status = 'succeeded'
+        and payments.currency_code = 'USD'
+        and payments.billing_period_start_date >= active_subscriptions.current_period_start_date
+        and payments.billing_period_start_date <= {{ as_of_date() }}
+),
+
+-- a payment counts on every day of the window from its billing period start on
+payment_days as (
+    select
+        collected.tenant_id,
+        cast(run_days.economics_day as date) as economics_date,
+        collected.payment_amount
+    from collected
+    cross join
+        lateral
+        {{ window_days('collected.billing_period_start_date', "cast('infinity' as date)") }}
+            as run_days (economics_day)
+),
+
+final as (
+    select
+        tenant_id,
+        economics_date,
+        count(*) as collected_payment_count,
+        sum(payment_amount) as payments_collected
+    from payment_days
+    group by tenant_id, economics_date
+)
+
+select * from final
