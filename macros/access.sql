@@ -29,6 +29,15 @@
 {%- endmacro %}
 
 
+{#- The grants of Finance's reconciliation marts: analysts and administrators only; the
+    application service and PUBLIC get nothing. -#}
+{% macro finance_grants() -%}
+    {%- set grants = mart_grants() -%}
+    {%- do grants.update({'select': [mart_roles().analysts, mart_roles().administrators]}) -%}
+    {{ return(grants) }}
+{%- endmacro %}
+
+
 {#- on-run-start: fail fast when a role the grants name does not exist; (re)create the
     function the tenant policy calls in the schema the marts are built in, and give the roles
     USAGE on it when that is the published schema (dbt's grants cover tables only). -#}

@@ -1,6 +1,7 @@
 {#- on-run-start: fail fast, with the fix, when the application tables are not ready.
     Every table and column declared in the `app` source must exist in var('app_schema');
-    the approximate_cost columns are added by the Python pre-hook (`pmcost ddl apply`). -#}
+    the approximate_cost columns are added by the Python pre-hook (`pmcost ddl apply`),
+    which also creates Finance's landing tables (source `finance`). -#}
 {% macro assert_sources_ready() %}
     {%- if execute and flags.WHICH in ('build', 'run', 'test', 'seed', 'snapshot') -%}
         {%- set app_schema = var('app_schema') -%}
@@ -37,8 +38,22 @@
                 {%- endfor -%}
             {%- endif -%}
         {%- endfor -%}
+        {#- Finance's landing tables: pmcost creates them (ddl apply, invoices/ledger load). -#}
+        {%- for source in graph.sources.values() if source.source_name == 'finance' -%}
+            {%- set landed = run_query(
+                "select 1 from information_schema.tables where table_schema = '"
+                ~ source.schema | replace("'", "''") ~ "' and table_name = '"
+                ~ source.identifier | replace("'", "''") ~ "'"
+            ).rows -%}
+            {%- if not landed -%}
+                {%- do problems.append(
+                    "Finance table " ~ source.schema ~ "." ~ source.identifier ~ " is missing: "
+                    ~ "run `pmcost ddl apply` (it creates Finance's empty landing tables) before dbt"
+                ) -%}
+            {%- endif -%}
+        {%- endfor -%}
         {%- if problems -%}
-            {{ exceptions.raise_compiler_error("application tables not ready:\n  - " ~ problems | join("\n  - ")) }}
+            {{ exceptions.raise_compiler_error("source tables not ready:\n  - " ~ problems | join("\n  - ")) }}
         {%- endif -%}
     {%- endif -%}
     select 'sources ready' as pmcost_check

@@ -139,3 +139,16 @@
     {%- set day = day if day is not none else as_of_date() -%}
     valid_from_date <= {{ day }} and {{ day }} < valid_to_date
 {%- endmacro %}
+
+
+{#- How an invoice names a resource, and how the application's resources are matched to it:
+    the hostname or IP address as text, trimmed and lowercased; for a resource of the
+    application without one, its id (the provider's instance id is the other name an
+    invoice may use). -#}
+{% macro resource_key(reference, resource_id=none) -%}
+    {%- if resource_id is none -%}
+        lower(trim({{ reference }}))
+    {%- else -%}
+        coalesce(lower(trim({{ reference }})), cast({{ resource_id }} as text))
+    {%- endif -%}
+{%- endmacro %}

@@ -10,10 +10,11 @@ import sys
 import traceback
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 
 import psycopg
 
-from pmcost import db, ddl, demo_data, publish
+from pmcost import db, ddl, demo_data, demo_finance, finance, publish
 from pmcost import dbt as dbt_runner
 from pmcost.errors import PmcostError, UsageError
 from pmcost.refresh import EXIT_CODES, REFRESH_LOCK, refresh
@@ -250,6 +251,18 @@ def cmd_psql(args: argparse.Namespace) -> int:
     return subprocess.run([str(psql), *args.psql_args], env=env, check=False).returncode
 
 
+def cmd_finance_load(args: argparse.Namespace) -> int:
+    """`pmcost invoices load FILE` / `pmcost ledger load FILE`: validate whole, then load."""
+    target = _target(args)
+    kind = finance.INVOICES if args.command == "invoices" else finance.LEDGER
+    with db.connection(target) as conn:
+        result = finance.load(conn, args.file, kind, say=print)
+    print(result.describe())
+    if result.changed:
+        print("run `pmcost refresh` to reconcile (the marts read Finance's tables at build time)")
+    return 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     """Everything on the embedded server: start, demo data, pre-hook, dbt build, docs."""
     target = Target(name="embedded", app_schema=args.app_schema)
@@ -266,6 +279,21 @@ def cmd_build(args: argparse.Namespace) -> int:
         )
     # the demo data was just replaced on purpose: its figures may move beyond the guards
     refresh(target, as_of=args.as_of, ddl_options=ddl.RunOptions(), accept_changes=True)
+    # Finance's demo files, written from the published costs with planted discrepancies,
+    # loaded with the commands Finance uses, then reconciled by a second refresh
+    marts = os.environ.get("PMCOST_MARTS_SCHEMA", "analytics")
+    with db.connection(target) as conn:
+        demo_finance.set_demo_record_values(conn, marts_schema=marts, app_schema=target.app_schema)
+        files = demo_finance.write(
+            conn,
+            state_dir() / "demo" / "finance",
+            args.as_of or args.anchor_date,
+            marts_schema=marts,
+            app_schema=target.app_schema,
+        )
+        for path, kind in ((files.invoices, finance.INVOICES), (files.ledger, finance.LEDGER)):
+            print(finance.load(conn, path, kind, say=print).describe())
+    refresh(target, as_of=args.as_of, ddl_options=ddl.RunOptions(), accept_changes=True)
     print()
     print(
         "Built: demo data, column DDL, seeds, staging, intermediate and mart models, tests, "
@@ -275,6 +303,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(
         "  marts             : analytics.executive_business_summary, "
         "analytics.business_cost_allocation, analytics.cost_allocation_reconciliation"
+    )
+    print(
+        "  reconciliation    : analytics.invoice_reconciliation_by_resource, "
+        "analytics.invoice_reconciliation_monthly (demo files in .pmcost/demo/finance/)"
     )
     print(f'  query             : .venv/bin/pmcost psql -c "{EXAMPLE_QUERY}"')
     print("  docs site         : .venv/bin/pmcost docs   (or make docs)")
@@ -463,6 +495,19 @@ def build_parser() -> argparse.ArgumentParser:
     psql = commands.add_parser("psql", help="open the bundled psql on the embedded server")
     psql.add_argument("psql_args", nargs="*", help="arguments for psql, e.g. -c 'select 1'")
     psql.set_defaults(func=cmd_psql)
+
+    for name, what in (("invoices", "provider invoice lines"), ("ledger", "Finance ledger totals")):
+        finance_parser = commands.add_parser(name, help=f"Finance's {what}")
+        actions = finance_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        load_parser = actions.add_parser(
+            "load",
+            help=f"validate FILE.csv whole and load its {what} (all or nothing; replaces whole "
+            + ("invoices" if name == "invoices" else "months")
+            + ", so loading the same file twice changes nothing)",
+        )
+        load_parser.add_argument("file", type=Path, help="UTF-8 CSV with a header row")
+        _add_target(load_parser)
+        load_parser.set_defaults(func=cmd_finance_load)
 
     build = commands.add_parser(
         "build", help="everything on the embedded server: demo data, pre-hook, dbt build, docs"

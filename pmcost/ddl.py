@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import errors, sql
 
+from pmcost import finance
 from pmcost.errors import BusyError, PmcostError
 
 ADVISORY_LOCK = (1886221, 1)  # (pmcost, ddl); pmcost.refresh uses (1886221, 2)
@@ -597,7 +598,9 @@ def apply(
     say: Say = print,
     target: TargetState = TARGET,
 ) -> ApplyResult:
-    """Bring the application tables to the target state; safe to run again and concurrently."""
+    """Bring the application tables to the target state; safe to run again and concurrently.
+    Also creates Finance's empty landing tables when missing (the `finance` source dbt reads;
+    pmcost.finance owns them), so a pre-hook run is all a fresh database needs before dbt."""
     options = options or RunOptions()
     _prepare(conn, options)
     result = ApplyResult()
@@ -613,6 +616,7 @@ def apply(
             result,
             list(target.tables),
         )
+    finance.ensure_tables(conn)
     return result
 
 

@@ -15,12 +15,16 @@ import pytest
 from .conftest import ANCHOR, Database
 
 PUBLISHED = (
+    "approximate_cost_drift",
     "executive_business_summary",
     "business_cost_allocation",
     "cost_allocation_reconciliation",
     "fct_tenant_economics_daily",
+    "invoice_reconciliation_by_resource",
+    "invoice_reconciliation_monthly",
     "resource_cost_intervals",
     "tenant_cost_anomalies",
+    "tenant_invoice_margin",
 )
 
 

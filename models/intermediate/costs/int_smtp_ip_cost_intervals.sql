@@ -2,8 +2,9 @@
 -- interval [valid_from_date, valid_to_date) of its cost. Monthly cost, first rule that
 -- applies: a Finance override row (any value, 0 included, for bundled IPs); the record's
 -- approximate_cost when above 0; the dedicated-IP constant in force for a dedicated IP;
--- else the record value (usually 0) for a shared IP. Only the constant changes over time,
--- so only IPs priced by it have more than one interval.
+-- else the record value (usually 0) for a shared IP. Only the constant changes over time:
+-- dedicated IPs without an override follow its intervals (priced by it, or with it shown
+-- beside their record value, for the drift report); other IPs have one all-time interval.
 -- The tenant is the tenant of the IP's VPS (NULL for unassigned and shared-pool IPs).
 with
 
@@ -81,9 +82,10 @@ final as (
     from ruled
     left join vps_instances
         on ruled.vps_instance_id = vps_instances.vps_instance_id
-    -- only IPs priced by the constant follow its intervals; the others hold for all time
+    -- dedicated IPs without an override follow the constant's intervals; the others hold
+    -- for all time
     left join constant_intervals
-        on ruled.cost_source = 'default_constant'
+        on ruled.is_dedicated and ruled.cost_source <> 'finance_override'
 )
 
 select * from final

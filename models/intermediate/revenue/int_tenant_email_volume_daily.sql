@@ -2,7 +2,8 @@
 -- of this run's window (history_start_date() to the as-of date).
 -- A day's window: period_start between the day minus 30 days and the day, both included.
 -- Counts every subscription of the tenant (a plan change mid-window keeps its emails).
--- Reads only the billing rows the window's days need, summed per tenant and day first.
+-- Reads only the billing rows the window's days need, summed per tenant and day first, then
+-- one running 30-day sum per tenant (linear in tenants x days read).
 {{ config(tags=['daily']) }}
 
 with
@@ -29,28 +30,51 @@ tenant_daily_emails as (
     group by subscriptions.tenant_id, billing_analytics.period_start_date
 ),
 
--- a billing day counts on the days it is in the window of: itself and the 30 after it
-email_days as (
+-- every day of the run's window, for each tenant read, so a day without a billing row of
+-- its own still gets its window
+window_days as (
     select
-        tenant_daily_emails.tenant_id,
-        cast(run_days.economics_day as date) as economics_date,
-        tenant_daily_emails.emails_sent
-    from tenant_daily_emails
+        tenants.tenant_id,
+        cast(run_days.economics_day as date) as period_start_date,
+        0 as emails_sent
+    from (select distinct tenant_id from tenant_daily_emails) as tenants
     cross join
-        lateral
-        {{ window_days(
-            'tenant_daily_emails.period_start_date', 'tenant_daily_emails.period_start_date + 31'
-        ) }}
+        generate_series({{ history_start_date() }}, {{ as_of_date() }}, interval '1 day')
             as run_days (economics_day)
+),
+
+windowed as (
+    select
+        tenant_id,
+        period_start_date,
+        sum(emails_sent) over (
+            partition by tenant_id
+            order by period_start_date
+            range between interval '30 days' preceding and current row
+        ) as emails_sent_last_30_days
+    from (
+        select
+            tenant_id,
+            period_start_date,
+            emails_sent
+        from tenant_daily_emails
+        union all
+        select
+            tenant_id,
+            period_start_date,
+            emails_sent
+        from window_days
+    ) as emails
 ),
 
 final as (
     select
         tenant_id,
-        economics_date,
-        coalesce(sum(emails_sent), 0) as emails_sent_last_30_days
-    from email_days
-    group by tenant_id, economics_date
+        period_start_date as economics_date,
+        coalesce(max(emails_sent_last_30_days), 0) as emails_sent_last_30_days
+    from windowed
+    where period_start_date between {{ history_start_date() }} and {{ as_of_date() }}
+    group by tenant_id, period_start_date
 )
 
 select * from final

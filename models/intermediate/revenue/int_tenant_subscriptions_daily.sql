@@ -1,62 +1,38 @@
 -- Grain: one row per tenant with at least one active subscription, and day of this run's
 -- window (history_start_date() to the as-of date).
--- Revenue is the sum of the USD list prices of all its active subscriptions, each priced
--- with the plan version valid that day (snapshot snap_app__plans); the plan name and the
--- current period come from the highest-priced one (ties: plan name, then subscription id).
--- Subscription statuses have no history: today's active subscriptions hold for every day.
+-- Revenue is the sum of its active subscriptions' monthly USD revenue that day (the rule is
+-- int_subscription_revenue_intervals'); the plan name and the current period come from the
+-- highest-priced one (ties: plan name, then subscription id).
 {{ config(tags=['daily']) }}
 
 with
 
-subscriptions as (
-    select * from {{ ref('stg_app__subscriptions') }}
-),
-
-plan_versions as (
-    select * from {{ ref('int_plan_price_versions') }}
-),
-
-priced as (
-    select
-        subscriptions.subscription_id,
-        subscriptions.tenant_id,
-        subscriptions.plan_id,
-        subscriptions.current_period_start_date,
-        subscriptions.current_period_end_date,
-        plan_versions.plan_name,
-        plan_versions.price_monthly,
-        plan_versions.currency_code,
-        -- a plan missing from the plans table: one all-time interval without a price
-        coalesce(plan_versions.valid_from_date, cast('-infinity' as date)) as valid_from_date,
-        coalesce(plan_versions.valid_to_date, cast('infinity' as date)) as valid_to_date
-    from subscriptions
-    left join plan_versions
-        on subscriptions.plan_id = plan_versions.plan_id
-    where subscriptions.subscription_status = 'active'
+revenue_intervals as (
+    select * from {{ ref('int_subscription_revenue_intervals') }}
 ),
 
 subscription_days as (
     select
-        priced.subscription_id,
-        priced.tenant_id,
+        revenue_intervals.subscription_id,
+        revenue_intervals.tenant_id,
         cast(run_days.economics_day as date) as economics_date,
-        priced.plan_id,
-        priced.plan_name,
-        priced.price_monthly,
-        priced.currency_code,
-        priced.current_period_start_date,
-        priced.current_period_end_date,
+        revenue_intervals.plan_id,
+        revenue_intervals.plan_name,
+        revenue_intervals.price_monthly,
+        revenue_intervals.monthly_revenue_usd,
+        revenue_intervals.current_period_start_date,
+        revenue_intervals.current_period_end_date,
         row_number() over (
-            partition by priced.tenant_id, run_days.economics_day
+            partition by revenue_intervals.tenant_id, run_days.economics_day
             order by
-                priced.price_monthly desc nulls last,
-                priced.plan_name asc,
-                priced.subscription_id asc
+                revenue_intervals.price_monthly desc nulls last,
+                revenue_intervals.plan_name asc,
+                revenue_intervals.subscription_id asc
         ) as price_rank
-    from priced
+    from revenue_intervals
     cross join
         lateral
-        {{ window_days('priced.valid_from_date', 'priced.valid_to_date') }}
+        {{ window_days('revenue_intervals.valid_from_date', 'revenue_intervals.valid_to_date') }}
             as run_days (economics_day)
 ),
 
@@ -65,8 +41,7 @@ per_tenant as (
         tenant_id,
         economics_date,
         count(*) as active_subscription_count,
-        coalesce(sum(price_monthly) filter (where currency_code = 'USD'), 0.00)
-            as monthly_subscription_revenue
+        coalesce(sum(monthly_revenue_usd), 0.00) as monthly_subscription_revenue
     from subscription_days
     group by tenant_id, economics_date
 ),

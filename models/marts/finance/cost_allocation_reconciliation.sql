@@ -9,7 +9,7 @@
 with
 
 resource_costs as (
-    select * from {{ ref('resource_cost_intervals') }}
+    select * from {{ ref('int_resource_cost_intervals') }}
 ),
 
 subscriptions as (

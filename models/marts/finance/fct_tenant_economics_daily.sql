@@ -26,12 +26,8 @@ subscriptions as (
     select * from {{ ref('int_tenant_subscriptions_daily') }}
 ),
 
-infrastructure as (
-    select * from {{ ref('int_tenant_infrastructure_cost_daily') }}
-),
-
-email_service as (
-    select * from {{ ref('int_tenant_email_service_cost_daily') }}
+resource_costs as (
+    select * from {{ ref('int_tenant_resource_cost_daily') }}
 ),
 
 payments as (
@@ -48,19 +44,15 @@ joined as (
         subscriptions.economics_date,
         subscriptions.plan_name,
         subscriptions.monthly_subscription_revenue as revenue,
-        coalesce(infrastructure.infrastructure_cost, 0) as infrastructure_cost,
-        coalesce(email_service.email_service_cost, 0) as email_service_cost,
+        coalesce(resource_costs.infrastructure_cost, 0) as infrastructure_cost,
+        coalesce(resource_costs.email_service_cost, 0) as email_service_cost,
         coalesce(email_volume.emails_sent_last_30_days, 0) as emails_sent,
         coalesce(payments.payments_collected, 0) as payments_collected
     from subscriptions
-    left join infrastructure
+    left join resource_costs
         on
-            subscriptions.tenant_id = infrastructure.tenant_id
-            and subscriptions.economics_date = infrastructure.economics_date
-    left join email_service
-        on
-            subscriptions.tenant_id = email_service.tenant_id
-            and subscriptions.economics_date = email_service.economics_date
+            subscriptions.tenant_id = resource_costs.tenant_id
+            and subscriptions.economics_date = resource_costs.economics_date
     left join email_volume
         on
             subscriptions.tenant_id = email_volume.tenant_id

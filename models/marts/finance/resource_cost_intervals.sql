@@ -1,87 +1,35 @@
 -- Grain: one row per cost-bearing resource (active VPS instance, or SMTP IP with status
 -- active, warmed or warming) and validity interval [valid_from_date, valid_to_date) of its
--- modeled monthly cost. The one resource-level cost model: the daily history, the marts
--- and the reconciliation all read these intervals (through the int_*_cost_intervals models
--- they are built from). "Cost of this VPS on 2026-10-31 and why":
+-- modeled monthly cost: the resource-level cost model the daily history, the marts and the
+-- reconciliations are built from, published for analysts. "Cost of this VPS on 2026-10-31
+-- and why":
 --   where resource_ref = '<hostname>' and valid_from_date <= '2026-10-31'
 --     and '2026-10-31' < valid_to_date
 {{ config(grants=mart_grants()) }}
 
 with
 
-vps_costs as (
-    select * from {{ ref('int_vps_cost_intervals') }}
-),
-
-ip_costs as (
-    select * from {{ ref('int_smtp_ip_cost_intervals') }}
-),
-
-resources as (
-    select
-        'vps' as resource_type,
-        vps_instance_id as resource_id,
-        hostname as resource_ref,
-        valid_from_date,
-        valid_to_date,
-        tenant_id,
-        vps_instance_id,
-        true as has_vps,
-        monthly_cost,
-        cost_source,
-        record_monthly_cost,
-        price_list_monthly_cost as reference_monthly_cost,
-        price_effective_date as reference_effective_date,
-        case cost_source
-            when 'record' then 'approximate_cost of the VPS record'
-            when 'price_list' then 'price list, ' || plan_code || ' ' || billing_cycle
-            else
-                'no approximate_cost above 0 and no price list row in force for '
-                || plan_code || ' ' || billing_cycle
-        end as cost_basis
-    from vps_costs
-
-    union all
-
-    select
-        'smtp_ip' as resource_type,
-        smtp_ip_id as resource_id,
-        host(ip_address) as resource_ref,
-        valid_from_date,
-        valid_to_date,
-        tenant_id,
-        vps_instance_id,
-        has_vps,
-        monthly_cost,
-        cost_source,
-        record_monthly_cost,
-        dedicated_ip_monthly_cost_usd as reference_monthly_cost,
-        constant_effective_date as reference_effective_date,
-        case cost_source
-            when 'finance_override' then 'Finance override (seeds/smtp_ip_cost_overrides.csv)'
-            when 'default_constant' then 'dedicated-IP constant (seeds/cost_assumptions.csv)'
-            when 'record' then 'approximate_cost of the IP record'
-        end as cost_basis
-    from ip_costs
+resource_costs as (
+    select * from {{ ref('int_resource_cost_intervals') }}
 ),
 
 final as (
     select
         resource_type,
         resource_id,
-        cast(resource_ref as text) as resource_ref,
+        resource_ref,
         valid_from_date,
         valid_to_date,
         tenant_id,
         vps_instance_id,
         has_vps,
-        cast(monthly_cost as numeric(14, 2)) as monthly_cost,
+        monthly_cost,
         cost_source,
-        cast(record_monthly_cost as numeric(14, 2)) as record_monthly_cost,
-        cast(reference_monthly_cost as numeric(14, 2)) as reference_monthly_cost,
+        record_monthly_cost,
+        reference_monthly_cost,
         reference_effective_date,
         cost_basis
-    from resources
+    from resource_costs
 )
 
 select * from final

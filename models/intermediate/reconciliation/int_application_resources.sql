@@ -1,0 +1,36 @@
+-- Grain: one row per VPS instance and SMTP IP the application knows, in any status, with the
+-- key invoices name it by (macro resource_key): how an invoiced resource that costs nothing
+-- in the model (not active, or unknown) is told apart, and whose it is.
+with
+
+vps_instances as (
+    select * from {{ ref('stg_app__vps_instances') }}
+),
+
+smtp_ips as (
+    select * from {{ ref('stg_app__smtp_ip_addresses') }}
+),
+
+resources as (
+    select
+        'vps' as resource_type,
+        vps_instance_id as resource_id,
+        {{ resource_key('hostname', 'vps_instance_id') }} as resource_key,
+        tenant_id,
+        vps_status as application_status
+    from vps_instances
+
+    union all
+
+    select
+        'smtp_ip' as resource_type,
+        smtp_ips.smtp_ip_id as resource_id,
+        {{ resource_key('host(smtp_ips.ip_address)', 'smtp_ips.smtp_ip_id') }} as resource_key,
+        vps_instances.tenant_id,
+        smtp_ips.ip_status as application_status
+    from smtp_ips
+    left join vps_instances
+        on smtp_ips.vps_instance_id = vps_instances.vps_instance_id
+)
+
+select * from resources
