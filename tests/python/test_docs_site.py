@@ -40,7 +40,14 @@ LINEAGE_PATH = [
         "model/model.pmcost.executive_business_summary",
         "model.pmcost.int_tenant_subscriptions_daily",
     ),
-    ("model/model.pmcost.int_tenant_subscriptions_daily", "model.pmcost.stg_app__subscriptions"),
+    (
+        "model/model.pmcost.int_tenant_subscriptions_daily",
+        "model.pmcost.int_subscription_revenue_intervals",
+    ),
+    (
+        "model/model.pmcost.int_subscription_revenue_intervals",
+        "model.pmcost.stg_app__subscriptions",
+    ),
     ("model/model.pmcost.stg_app__subscriptions", "source.pmcost.app.subscriptions"),
 ]
 
