@@ -60,8 +60,7 @@
                 {%- for column in partition_columns %}
                 segments.{{ column }} = versions.{{ column }} and
                 {%- endfor %}
-                segments.segment_start >= versions.valid_from_date
-                and segments.segment_start < versions.valid_to_date
+                {{ interval_holds_on('segments.segment_start', 'versions') }}
                 and segments.segment_start >= versions.effective_date
         where segments.segment_start < segments.segment_end
     ),
@@ -133,11 +132,12 @@
 {%- endmacro %}
 
 
-{#- The row of a validity interval table that holds on `day` (a SQL date expression;
-    default the as-of date). -#}
-{% macro interval_holds_on(day=none) -%}
+{#- The rows of a validity interval table that hold on `day` (a SQL date expression;
+    default the as-of date), optionally of `relation` (its alias, in a join). -#}
+{% macro interval_holds_on(day=none, relation=none) -%}
     {%- set day = day if day is not none else as_of_date() -%}
-    valid_from_date <= {{ day }} and {{ day }} < valid_to_date
+    {%- set prefix = relation ~ '.' if relation else '' -%}
+    {{ day }} >= {{ prefix }}valid_from_date and {{ day }} < {{ prefix }}valid_to_date
 {%- endmacro %}
 
 

@@ -44,7 +44,6 @@ INVOICE_COLUMNS = (
 LEDGER_COLUMNS = ("month", "category", "amount", "currency")
 RESOURCE_TYPES = ("vps", "smtp_ip", "other")
 CATEGORIES = ("vps", "smtp_ip", "shared_database", "other")
-MAX_REPORTED = 50  # bad lines listed in full; the rest are counted
 PROGRESS_EVERY = 100_000  # lines between progress messages
 
 _AMOUNT = re.compile(r"-?[0-9]+(\.[0-9]{1,2})?")
@@ -61,15 +60,12 @@ def finance_schema() -> str:
 class LoadRejected(PmcostError):
     """A file with bad lines: nothing of it was loaded."""
 
-    def __init__(self, path: Path, problems: list[str], total: int) -> None:
-        shown = problems[:MAX_REPORTED]
-        more = f"\n  ... and {total - len(shown)} more" if total > len(shown) else ""
+    def __init__(self, path: Path, problems: list[str]) -> None:
         super().__init__(
-            f"{path.name}: rejected, nothing was loaded ({total} bad line(s)); fix the file and "
-            "load it again:\n  " + "\n  ".join(shown) + more
+            f"{path.name}: rejected, nothing was loaded ({len(problems)} bad line(s)); fix the "
+            "file and load it again:\n  " + "\n  ".join(problems)
         )
         self.problems = problems
-        self.total = total
 
 
 @dataclass(frozen=True)
@@ -170,11 +166,17 @@ comment on table {schema}.loads is
 
 
 def ensure_tables(conn: psycopg.Connection, schema: str | None = None) -> None:
-    """Create the Finance schema and its landing tables when missing (never alters them)."""
+    """Create the Finance schema and its landing tables when missing; when they exist (every
+    refresh), run nothing: they are never altered, and may belong to another role."""
     name = schema or finance_schema()
-    statements = sql.SQL(DDL).format(schema=sql.Identifier(name))
+    found = conn.execute(
+        "select count(*) from pg_tables where schemaname = %s and tablename = any(%s)",
+        (name, [kind.table for kind in (INVOICES, LEDGER)] + ["loads"]),
+    ).fetchone()
+    if found is not None and found[0] == 3:
+        return
     with conn.transaction():
-        conn.execute(statements)
+        conn.execute(sql.SQL(DDL).format(schema=sql.Identifier(name)))
 
 
 def _checksum(path: Path) -> str:
@@ -391,7 +393,7 @@ def load(
         if not problems:
             problems.extend(_cross_line_problems(conn, kind))
         if problems:
-            raise LoadRejected(path, problems, len(problems))
+            raise LoadRejected(path, problems)
         keys = conn.execute(
             sql.SQL("select count(*) from (select distinct {} from incoming) as keys").format(key)
         ).fetchone()

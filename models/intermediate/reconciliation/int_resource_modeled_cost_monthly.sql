@@ -26,9 +26,7 @@ costed_at_month_end as (
         months.month_end_date
     from months
     inner join resource_costs
-        on
-            months.month_end_date >= resource_costs.valid_from_date
-            and months.month_end_date < resource_costs.valid_to_date
+        on {{ interval_holds_on('months.month_end_date', 'resource_costs') }}
     where resource_costs.monthly_cost > 0
     group by
         months.billing_month, resource_costs.resource_type, resource_costs.resource_key,
@@ -74,8 +72,7 @@ final as (
         on
             to_reconcile.resource_type = resource_costs.resource_type
             and to_reconcile.resource_key = resource_costs.resource_key
-            and to_reconcile.reconciliation_date >= resource_costs.valid_from_date
-            and to_reconcile.reconciliation_date < resource_costs.valid_to_date
+            and {{ interval_holds_on('to_reconcile.reconciliation_date', 'resource_costs') }}
     group by
         to_reconcile.billing_month, to_reconcile.resource_type, to_reconcile.resource_key,
         to_reconcile.reconciliation_date

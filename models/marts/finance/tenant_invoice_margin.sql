@@ -26,9 +26,7 @@ tenant_revenue as (
         sum(revenue_intervals.monthly_revenue_usd) as monthly_subscription_revenue
     from months
     inner join revenue_intervals
-        on
-            months.month_end_date >= revenue_intervals.valid_from_date
-            and months.month_end_date < revenue_intervals.valid_to_date
+        on {{ interval_holds_on('months.month_end_date', 'revenue_intervals') }}
     group by months.billing_month, revenue_intervals.tenant_id
 ),
 
