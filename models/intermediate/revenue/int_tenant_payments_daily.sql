@@ -11,17 +11,17 @@ payments as (
     select * from {{ ref('stg_app__payments') }}
 ),
 
-subscriptions as (
-    select * from {{ ref('stg_app__subscriptions') }}
+revenue_intervals as (
+    select * from {{ ref('int_subscription_revenue_intervals') }}
 ),
 
+-- the active subscriptions (the revenue rule's): one row each, whatever its price history
 active_subscriptions as (
-    select
+    select distinct
         subscription_id,
         tenant_id,
         current_period_start_date
-    from subscriptions
-    where subscription_status = 'active'
+    from revenue_intervals
 ),
 
 collected as (
