@@ -152,3 +152,16 @@
         coalesce(lower(trim({{ reference }})), cast({{ resource_id }} as text))
     {%- endif -%}
 {%- endmacro %}
+
+
+{#- Aggregate: the tenant of a group of resources when every row has the same one (none
+    NULL), else NULL; `counted` is what counts the group's rows (`*`, or the column that is
+    NULL on an outer join's missing side). -#}
+{% macro only_tenant(tenant_column, counted='*') -%}
+    cast(
+        case
+            when count(distinct {{ tenant_column }}) = 1 and count({{ tenant_column }}) = count({{ counted }})
+                then min(cast({{ tenant_column }} as text))
+        end as uuid
+    )
+{%- endmacro %}

@@ -58,14 +58,7 @@ final as (
         sum(resource_costs.monthly_cost) as modeled_cost,
         min(resource_costs.resource_ref) as resource_ref,
         -- the tenant when every resource under the key belongs to one
-        cast(
-            case
-                when
-                    count(distinct resource_costs.tenant_id) = 1
-                    and count(resource_costs.tenant_id) = count(resource_costs.resource_id)
-                    then min(cast(resource_costs.tenant_id as text))
-            end as uuid
-        ) as tenant_id,
+        {{ only_tenant('resource_costs.tenant_id', 'resource_costs.resource_id') }} as tenant_id,
         string_agg(distinct resource_costs.cost_source, ', ') as cost_sources
     from to_reconcile
     left join resource_costs

@@ -27,10 +27,7 @@ known_by_key as (
         resource_type,
         resource_key,
         string_agg(distinct application_status, ', ') as application_statuses,
-        case
-            when count(distinct tenant_id) = 1 and count(tenant_id) = count(*)
-                then min(cast(tenant_id as text))
-        end as tenant_id
+        {{ only_tenant('tenant_id') }} as tenant_id
     from known_resources
     group by resource_type, resource_key
 ),
@@ -41,7 +38,7 @@ joined as (
         modeled.resource_type,
         coalesce(charges.resource_ref, modeled.resource_ref, modeled.resource_key) as resource_ref,
         modeled.resource_key,
-        coalesce(modeled.tenant_id, cast(known_by_key.tenant_id as uuid)) as tenant_id,
+        coalesce(modeled.tenant_id, known_by_key.tenant_id) as tenant_id,
         known_by_key.application_statuses,
         modeled.reconciliation_date,
         modeled.modeled_resource_count,
