@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+WITH_DAGSTER := $(VENV)/.installed-dagster
 
 .PHONY: build test lint bench docs clean
 
@@ -11,12 +12,17 @@ $(INSTALLED): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	touch $(INSTALLED)
 
+# the optional scheduler integration, which the test suite also checks
+$(WITH_DAGSTER): $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,dagster]'
+	touch $(WITH_DAGSTER)
+
 ## build: venv, embedded PostgreSQL, demo data, pre-hook, dbt build, dbt docs generate
 build: $(INSTALLED)
 	$(BIN)/pmcost build
 
 ## test: ruff, then pytest (unit, integration on a throwaway embedded server, dbt build, sqlfluff)
-test: $(INSTALLED)
+test: $(WITH_DAGSTER)
 	$(BIN)/ruff check pmcost tests/python
 	$(BIN)/ruff format --check pmcost tests/python
 	$(BIN)/python -m pytest

@@ -160,6 +160,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         wait_seconds=args.wait,
         ddl_options=_ddl_options(args),
         accept_changes=args.accept_changes,
+        skip_freshness=args.skip_freshness,
     )
     print("refresh: OK (published)")
     return 0
@@ -278,7 +279,9 @@ def cmd_build(args: argparse.Namespace) -> int:
             progress=print,
         )
     # the demo data was just replaced on purpose: its figures may move beyond the guards
-    refresh(target, as_of=args.as_of, ddl_options=ddl.RunOptions(), accept_changes=True)
+    # the marts describe the demo's last day (today unless --anchor-date says otherwise)
+    as_of = args.as_of or args.anchor_date
+    refresh(target, as_of=as_of, ddl_options=ddl.RunOptions(), accept_changes=True)
     # Finance's demo files, written from the published costs with planted discrepancies,
     # loaded with the commands Finance uses, then reconciled by a second refresh
     marts = os.environ.get("PMCOST_MARTS_SCHEMA", "analytics")
@@ -287,13 +290,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         files = demo_finance.write(
             conn,
             state_dir() / "demo" / "finance",
-            args.as_of or args.anchor_date,
+            as_of,
             marts_schema=marts,
             app_schema=target.app_schema,
         )
         for path, kind in ((files.invoices, finance.INVOICES), (files.ledger, finance.LEDGER)):
             print(finance.load(conn, path, kind, say=print).describe())
-    refresh(target, as_of=args.as_of, ddl_options=ddl.RunOptions(), accept_changes=True)
+    refresh(target, as_of=as_of, ddl_options=ddl.RunOptions(), accept_changes=True)
     print()
     print(
         "Built: demo data, column DDL, seeds, staging, intermediate and mart models, tests, "
@@ -417,10 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     refresh_parser = commands.add_parser(
         "refresh",
-        help="the scheduled job: pre-hook, dbt build, publish, dbt docs generate",
-        description="Pre-hook, `dbt build` into the candidate schema, guards, publish (every "
-        "published table switches at once), docs. A JSON summary of each run is written to "
-        "target/refresh/last.json.",
+        help="the scheduled job: source freshness, pre-hook, dbt build, publish, docs",
+        description="Source freshness, pre-hook, `dbt build` into the candidate schema, "
+        "guards, publish (every published table switches at once), docs. A JSON summary of "
+        "each run is written to target/refresh/last.json.",
         epilog="exit codes:\n"
         + "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -446,6 +449,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait this long for a running refresh (default: exit)",
     )
     _add_accept_changes(refresh_parser)
+    refresh_parser.add_argument(
+        "--skip-freshness",
+        action="store_true",
+        help="do not run `dbt source freshness` first (a stale feed then no longer stops the "
+        "refresh); for a run an operator has decided to publish anyway",
+    )
     refresh_parser.set_defaults(func=cmd_refresh)
 
     publish_parser = commands.add_parser(

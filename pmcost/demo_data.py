@@ -6,6 +6,11 @@ billing_analytics rows load in seconds. The same (tenants, seed, anchor date) al
 same rows. The data is deliberately messy: canceled and trialing subscriptions, terminated VPS,
 retired IPs, a shared VPS pool with no tenant, unassigned IPs, failed and refunded payments,
 tenants with two active subscriptions, tenants with no usage and statuses in odd case.
+
+Load times are those of a copy taken at the start of the anchor day (midnight UTC), so none
+lies in the future of a `make build` anchored today and `dbt source freshness` sees a feed that
+is current: each day's usage row is written at 23:30 that day (the anchor day's first count at
+midnight), payments when they were attempted, a subscription when its period last rolled over.
 """
 
 from __future__ import annotations
@@ -159,7 +164,8 @@ class _Generator:
         self.tenants = tenants
         self.rng = random.Random(seed)
         self.anchor = anchor
-        self.anchor_ts = datetime(anchor.year, anchor.month, anchor.day, 6, 0, tzinfo=UTC)
+        # the moment the copy was taken: every load time is at or before it
+        self.anchor_ts = datetime(anchor.year, anchor.month, anchor.day, tzinfo=UTC)
 
     def new_id(self) -> uuid.UUID:
         return uuid.UUID(int=self.rng.getrandbits(128), version=4)
@@ -246,6 +252,10 @@ class _Generator:
                 if status == "canceled":
                     period_start = _months_before(period_start, rng.randrange(2, 6))
                 sub_created = self.timestamp(rng.randrange(100, 700))
+                # the application touches a subscription when its period rolls over
+                rolled = datetime(
+                    period_start.year, period_start.month, period_start.day, tzinfo=UTC
+                ) + timedelta(minutes=rng.randrange(1440))
                 rows["subscriptions"].append(
                     (
                         sub_id,
@@ -255,7 +265,7 @@ class _Generator:
                         period_start,
                         _period_end(period_start),
                         sub_created,
-                        sub_created,
+                        min(max(sub_created, rolled), self.anchor_ts),
                     )
                 )
                 if status != "trialing" and prices[plan_id] > 0:
@@ -327,8 +337,8 @@ class _Generator:
                         "succeeded",
                         start,
                         _period_end(start),
-                        created + timedelta(days=2),
-                        created + timedelta(days=2),
+                        min(created + timedelta(days=2), self.anchor_ts),
+                        min(created + timedelta(days=2), self.anchor_ts),
                     )
                 )
 
@@ -355,7 +365,7 @@ class _Generator:
                     sent,
                     delivered,
                     bounced,
-                    created_base + timedelta(days=offset),
+                    min(created_base + timedelta(days=offset), self.anchor_ts),
                 )
             )
             day += timedelta(days=1)

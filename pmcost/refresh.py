@@ -1,4 +1,5 @@
-"""The scheduled refresh: pre-hook, `dbt build` into the candidate, publish, docs; one at a time.
+"""The scheduled refresh: source freshness, pre-hook, `dbt build` into the candidate, publish,
+docs; one at a time.
 
 Write-audit-publish: the build writes every published model into the candidate schema and
 tests it there; `pmcost.publish` switches it in only when everything passed and the guards
@@ -57,6 +58,7 @@ class Summary:
     tests: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     guards: dict[str, object] = field(default_factory=dict)
+    freshness: dict[str, str] = field(default_factory=dict)
     invocation_id: str | None = None
     run_results: str | None = None
 
@@ -128,6 +130,7 @@ def refresh(
     wait_seconds: float = 0.0,
     ddl_options: ddl.RunOptions | None = None,
     accept_changes: bool = False,
+    skip_freshness: bool = False,
     say: ddl.Say = print,
 ) -> Summary:
     """Raise PmcostError on any failure; return normally only when the run was published.
@@ -158,6 +161,7 @@ def refresh(
                 wait_seconds=wait_seconds,
                 ddl_options=ddl_options,
                 accept_changes=accept_changes,
+                skip_freshness=skip_freshness,
                 artefacts=artefacts,
                 say=say,
             )
@@ -188,6 +192,7 @@ def _refresh(
     wait_seconds: float,
     ddl_options: ddl.RunOptions | None,
     accept_changes: bool,
+    skip_freshness: bool,
     artefacts: Path,
     say: ddl.Say,
 ) -> None:
@@ -195,6 +200,15 @@ def _refresh(
         check_dates(conn, target, as_of, history_start)
         lock = ddl.AdvisoryLock(conn, REFRESH_LOCK, "pmcost refresh", wait_seconds, say)
         with lock:
+            if skip_freshness:
+                say("source freshness: skipped (--skip-freshness)")
+            else:
+                with _step(summary, "freshness"):
+                    check_freshness(
+                        target, summary, guard, as_of=as_of, artefacts=artefacts, say=say
+                    )
+            guard.check()
+
             with _step(summary, "pre_hook"):
                 say(f"pre-hook: column DDL on {target.app_schema} ({db.describe(conn.info.dsn)})")
                 result = ddl.apply(conn, target.app_schema, options=ddl_options, say=say)
@@ -257,6 +271,68 @@ def _refresh(
                     "published, but `dbt docs generate` failed (see dbt's output above); "
                     "run `pmcost docs` to retry"
                 )
+
+
+def check_freshness(
+    target: Target,
+    summary: Summary,
+    guard: SignalGuard | None,
+    *,
+    as_of: date,
+    artefacts: Path,
+    say: ddl.Say,
+) -> None:
+    """`dbt source freshness`, measured at the end of the as-of day (macros/freshness.sql).
+
+    A source past its warn_after is reported and the refresh goes on; past its error_after
+    (or unreadable) it stops the refresh before anything is written. Each source's policy is
+    in models/staging/*/_*__sources.yml and README "Freshness".
+    """
+    started = time.time()
+    code = dbt_runner.run(["source", "freshness"], target, as_of=as_of, guard=guard)
+    results = _freshness_results(artefacts, since=started)
+    summary.freshness = {name: status for name, status, _ in results}
+    for name, status, detail in results:
+        if status == "warn":
+            say(f"source freshness: WARNING {name} {detail}; the refresh goes on")
+    stopped = [(name, detail) for name, status, detail in results if status not in ("pass", "warn")]
+    if code != 0 or stopped:
+        shown = "; ".join(f"{name} {detail}" for name, detail in stopped) or (
+            "see dbt's output above"
+        )
+        raise PmcostError(
+            f"source freshness failed, nothing was built or published: {shown}; load the "
+            "missing data and run again, or publish anyway with `pmcost refresh "
+            "--skip-freshness` (the published tables are unchanged)"
+        )
+
+
+def _freshness_results(artefacts: Path, *, since: float) -> list[tuple[str, str, str]]:
+    """(source.table, status, what to say) per source in the sources.json this run wrote."""
+    path = artefacts / "sources.json"
+    if not path.is_file() or path.stat().st_mtime < since - 1:
+        return []
+    found: list[tuple[str, str, str]] = []
+    for result in json.loads(path.read_text()).get("results", []):
+        name = ".".join(str(result.get("unique_id", "")).split(".")[2:])
+        status = str(result.get("status", "error"))
+        if status in ("runtime error", "error") and "max_loaded_at" not in result:
+            found.append((name, status, f"could not be checked: {result.get('error', '?')}"))
+            continue
+        loaded = str(result.get("max_loaded_at", ""))
+        criteria = result.get("criteria") or {}
+        limit = criteria.get("error_after" if status == "error" else "warn_after") or {}
+        threshold = f"{limit.get('count')} {limit.get('period')}s" if limit.get("count") else ""
+        if loaded.startswith("1970-01-01"):
+            detail = "has no rows"
+        else:
+            hours = float(result.get("max_loaded_at_time_ago_in_s", 0)) / 3600
+            detail = f"was last loaded {hours:.1f} hours before the as-of moment ({loaded})"
+        if status != "pass" and threshold:
+            kind = "error" if status == "error" else "warn"
+            detail += f", over its {kind} threshold of {threshold}"
+        found.append((name, status, detail))
+    return found
 
 
 def _keep_run_results(

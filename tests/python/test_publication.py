@@ -80,17 +80,23 @@ def test_plain_dbt_build_never_changes_published_tables(built: Database) -> None
 @pytest.mark.parametrize("table", ["subscriptions", "billing_analytics"])
 def test_an_empty_application_table_stops_the_refresh(built: Database, table: str) -> None:
     """Finding 2: `truncate subscriptions` published empty marts with exit 0; an empty
-    billing_analytics gave every tenant 0 emails without a word."""
+    billing_analytics gave every tenant 0 emails without a word. The usage feed has an
+    error threshold, so its freshness check stops the refresh first; past it, the guard."""
     before = fingerprint(built)
     built.execute(f"truncate {table}")
-    result = refresh(built)
+    if table == "billing_analytics":
+        stale = refresh(built)
+        assert stale.returncode == 1
+        assert "app.billing_analytics has no rows" in stale.stderr
+        assert fingerprint(built) == before
+    result = refresh(built, "--skip-freshness")
     assert result.returncode == 1, result.stdout[-3000:]
     assert f"public.{table} has 0 rows" in result.stderr
     assert "--accept-changes" in result.stderr
     assert fingerprint(built) == before
     assert summary(built)["outcome"] == "guard"
 
-    accepted = refresh(built, "--accept-changes")
+    accepted = refresh(built, "--accept-changes", "--skip-freshness")
     assert accepted.returncode == 0, accepted.stdout[-3000:] + accepted.stderr
     assert fingerprint(built) != before
     recorded = built.query(
@@ -98,6 +104,40 @@ def test_an_empty_application_table_stops_the_refresh(built: Database, table: st
         "order by published_at desc limit 1"
     )[0][0]
     assert f"public.{table} has 0 rows" in recorded
+
+
+def test_a_stale_feed_stops_the_refresh_and_a_late_one_warns(built: Database) -> None:
+    """Freshness is measured at the end of the as-of day. The demo's feeds are current;
+    usage 4 days late is past its error threshold (72 hours): nothing is built or published.
+    Payments 4 days late are past their warn threshold only (3 days; error after 7)."""
+    assert built.dbt("source", "freshness").returncode == 0
+    before = fingerprint(built)
+    built.execute("update billing_analytics set created_at = created_at - interval '4 days'")
+    stopped = refresh(built)
+    assert stopped.returncode == 1
+    line = stopped.stderr.strip().splitlines()[-1]
+    assert "source freshness failed, nothing was built or published" in line
+    assert "app.billing_analytics was last loaded 120.0 hours before the as-of moment" in line
+    assert "over its error threshold of 72 hours" in line
+    assert "--skip-freshness" in line
+    assert fingerprint(built) == before
+    assert summary(built)["freshness"]["app.billing_analytics"] == "error"
+    assert "build" not in summary(built)["steps"]
+
+    built.execute("update billing_analytics set created_at = created_at + interval '4 days'")
+    built.execute("update payments set created_at = created_at - interval '4 days'")
+    warned = refresh(built)
+    assert warned.returncode == 0, warned.stdout[-3000:] + warned.stderr
+    assert (
+        "source freshness: WARNING app.payments was last loaded 120.0 hours before the as-of moment"
+    ) in warned.stdout
+    assert "over its warn threshold of 3 days; the refresh goes on" in warned.stdout
+    assert summary(built)["freshness"] == {
+        "app.billing_analytics": "pass",
+        "app.payments": "warn",
+        "app.subscriptions": "pass",
+    }
+    assert summary(built)["outcome"] == "published"
 
 
 def test_a_large_move_against_the_last_published_run_needs_acceptance(built: Database) -> None:

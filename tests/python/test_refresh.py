@@ -117,6 +117,25 @@ def test_build_command_end_to_end_twice(database: Database) -> None:
             for artefact in (PROJECT / "target").rglob("*"):
                 if artefact.is_file() and artefact.stat().st_size < 50_000_000:
                     assert password.encode() not in artefact.read_bytes(), artefact
+        # the demo's feeds are current for its last day: dbt's own freshness command passes
+        freshness = subprocess.run(
+            [
+                str(BIN / "pmcost"),
+                "dbt",
+                "--as-of",
+                ANCHOR.isoformat(),
+                "--",
+                "source",
+                "freshness",
+            ],
+            env=env,
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert freshness.returncode == 0, freshness.stdout[-3000:]
+        assert "PASS freshness of app.billing_analytics" in freshness.stdout
         info = json.loads((state / "server.json").read_text())
         psql = subprocess.run(
             [

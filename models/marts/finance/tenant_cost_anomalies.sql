@@ -100,9 +100,9 @@ dropped as (
     select
         today.tenant_id,
         'health_status_dropped' as anomaly_type,
-        cast(null as numeric) as current_value,
-        cast(null as numeric) as baseline_value,
-        cast(null as numeric) as relative_change,
+        cast(null as numeric(14, 4)) as current_value,
+        cast(null as numeric(14, 4)) as baseline_value,
+        cast(null as numeric(14, 4)) as relative_change,
         yesterday.business_health_status as previous_status,
         today.business_health_status as current_status
     from today
