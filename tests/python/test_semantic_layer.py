@@ -1,0 +1,100 @@
+"""MetricFlow over the daily history: what `mf query` answers per week is what sums over
+fct_tenant_economics_daily give, to the cent, and its as-of week is the executive summary."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from .conftest import ANCHOR, BIN, Database, project_copy
+
+CENT = Decimal("0.01")
+
+
+def test_weekly_metrics_through_metricflow_equal_sums_over_the_daily_fact(
+    built: Database, tmp_path: Path
+) -> None:
+    built.build(extra_vars={"history_start": (ANCHOR - timedelta(days=27)).isoformat()})
+    # mf reads <project>/target/semantic_manifest.json: a copy of the project, parsed for
+    # the published relations (what `pmcost refresh` leaves after its docs step)
+    project = project_copy(tmp_path)
+    env = built.env()
+    env.pop("DBT_TARGET_PATH")
+    variables = {"app_schema": "public", "as_of_date": ANCHOR.isoformat()}
+    variables["publish_stage"] = "published"
+    parse = subprocess.run(
+        [str(BIN / "dbt"), "parse", "--target", "postgres", "--vars", json.dumps(variables)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert parse.returncode == 0, parse.stdout[-3000:]
+    answer = tmp_path / "weekly.csv"
+    query = subprocess.run(
+        [
+            str(BIN / "mf"),
+            "query",
+            "--metrics",
+            "revenue,modeled_cost,gross_margin,cost_per_email",
+            "--group-by",
+            "metric_time__week",
+            "--order",
+            "metric_time__week",
+            "--csv",
+            str(answer),
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert query.returncode == 0 and answer.is_file(), query.stdout[-3000:] + query.stderr
+    with answer.open() as handle:
+        weeks = {
+            date.fromisoformat(row["metric_time__week"][:10]): row for row in csv.DictReader(handle)
+        }
+
+    # by hand: each week's value is its last day's sum over the tenants (semi-additive)
+    expected = built.query(
+        """
+        with last_days as (
+            select date_trunc('week', economics_date)::date as week, max(economics_date) as day
+            from analytics.fct_tenant_economics_daily
+            group by 1
+        )
+        select
+            last_days.week,
+            sum(fact.monthly_subscription_revenue),
+            sum(fact.total_monthly_cost),
+            sum(fact.emails_sent_last_30_days)
+        from last_days
+        inner join analytics.fct_tenant_economics_daily as fact
+            on fact.economics_date = last_days.day
+        group by last_days.week
+        order by last_days.week
+        """
+    )
+    assert len(expected) >= 4  # a trend: four weeks of history, the as-of week last
+    assert sorted(weeks) == [week for week, *_ in expected]
+    for week, revenue, cost, emails in expected:
+        row = weeks[week]
+        assert Decimal(row["revenue"]).quantize(CENT) == revenue, week
+        assert Decimal(row["modeled_cost"]).quantize(CENT) == cost, week
+        assert abs(float(row["gross_margin"]) - float(revenue / cost)) < 1e-9, week
+        assert abs(float(row["cost_per_email"]) - float(cost / emails)) < 1e-12, week
+
+    # the as-of week ends on the as-of day: the executive summary's totals
+    summary_revenue, summary_cost = built.query(
+        "select sum(monthly_subscription_revenue), sum(total_operational_cost) "
+        "from analytics.executive_business_summary"
+    )[0]
+    as_of_week = weeks[max(weeks)]
+    assert Decimal(as_of_week["revenue"]).quantize(CENT) == summary_revenue
+    assert Decimal(as_of_week["modeled_cost"]).quantize(CENT) == summary_cost
