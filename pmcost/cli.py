@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from pmcost import db, ddl, demo_data, demo_finance, finance, publish
+from pmcost import db, ddl, demo_data, demo_finance, finance, logs, publish
 from pmcost import dbt as dbt_runner
 from pmcost.errors import PmcostError, UsageError
 from pmcost.refresh import EXIT_CODES, REFRESH_LOCK, refresh
@@ -374,6 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pmcost", description="PenguinMails cost and margin analytics."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        help="json: pmcost's own messages as JSON lines, and dbt's too (default: json when "
+        "$DBT_LOG_FORMAT is json, else text)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = commands.add_parser("up", help="start the embedded PostgreSQL")
@@ -541,6 +547,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.psql_args = argv[1:]
     else:
         args = parser.parse_args(argv)
+    # `env` and `psql` print data for a shell or a person, not log messages
+    if args.command not in ("env", "psql") and logs.wanted(args.log_format):
+        logs.use_json()
     try:
         return int(args.func(args))
     except PmcostError as error:

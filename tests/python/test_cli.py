@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 
@@ -9,7 +10,7 @@ import pytest
 
 from pmcost.cli import build_parser
 
-from .conftest import BIN, PROJECT, Database
+from .conftest import ANCHOR, BIN, PROJECT, Database
 
 SUBCOMMANDS = ["up", "down", "status", "env", "demo-data", "ddl", "refresh", "dbt", "psql", "build"]
 
@@ -100,3 +101,45 @@ def test_embedded_commands_say_how_to_start_the_server(database: Database, tmp_p
     )
     assert status.returncode == 3
     assert "stopped" in status.stdout
+
+
+def _json_lines(output: str) -> list[dict]:
+    lines = [line for line in output.splitlines() if line.strip()]
+    return [json.loads(line) for line in lines]  # a plain line fails here
+
+
+def test_json_logs_carry_pmcost_messages_beside_dbt_events(built: Database) -> None:
+    """With --log-format json every line of a refresh is JSON, dbt's events and pmcost's own;
+    $DBT_LOG_FORMAT=json alone does the same, errors included."""
+    result = built.pmcost(
+        "--log-format", "json", "refresh", "--target", "postgres", "--as-of", ANCHOR.isoformat()
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    records = _json_lines(result.stdout) + _json_lines(result.stderr)
+    ours = [entry["info"] for entry in records if entry["info"]["name"] == "PmcostMessage"]
+    theirs = {entry["info"]["name"] for entry in records} - {"PmcostMessage"}
+    assert any(info["msg"].startswith("publish: 10 tables switched in") for info in ours)
+    assert any(info["msg"] == "refresh: OK (published)" for info in ours)
+    assert {info["level"] for info in ours} == {"info"}
+    assert all(info["ts"].endswith("Z") for info in ours)
+    assert "MainReportVersion" in theirs and "LogModelResult" in theirs
+
+    env = built.env() | {"DBT_LOG_FORMAT": "json"}
+    refused = subprocess.run(
+        [str(BIN / "pmcost"), "refresh", "--target", "postgres", "--as-of", "1900-01-01"],
+        env=env,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 2
+    (error,) = _json_lines(refused.stderr)
+    assert error["info"]["level"] == "error"
+    assert error["info"]["msg"].startswith("pmcost: error: --as-of 1900-01-01 is before")
+    # data for a shell stays plain: eval "$(pmcost env)" keeps working
+    exported = subprocess.run(
+        [str(BIN / "pmcost"), "env"], env=env, capture_output=True, text=True, check=False
+    )
+    shown = (exported.stdout + exported.stderr).strip()
+    assert shown and not shown.startswith("{")
