@@ -1,0 +1,234 @@
+"""The daily refresh as Dagster definitions (the optional extra: `pip install -e '.[dagster]'`).
+
+    dagster dev -m pmcost.dagster_defs                         # UI, schedule, lineage
+    dagster job execute -m pmcost.dagster_defs -j pmcost_daily_refresh
+
+The job is `pmcost refresh` in Dagster's terms, one step per stage:
+
+1. `application_tables` (the pre-hook, first): takes the refresh lock, runs `dbt source
+   freshness` (a stale feed fails the run) and applies the column DDL. Its assets are the
+   application and Finance tables dbt reads, so every dbt model depends on it.
+2. the dbt project (`dagster-dbt`): `dbt build` into the candidate schema; each dbt test is
+   an asset check of its model.
+3. `published_marts` (last): the guards and the switch (`pmcost.publish`), on the session
+   that holds the refresh lock.
+
+Retries honour exit 75 and nothing else: "another refresh or DDL run is in progress" (what
+`pmcost refresh` exits 75 for) asks Dagster to retry the step later (RetryRequested, up to
+$PMCOST_RETRY_ATTEMPTS times, every $PMCOST_RETRY_SECONDS); any other failure fails the run
+at once, with nothing published. The job runs in one process so the lock's session lives for
+the whole run, as it does in `pmcost refresh`. The target is $PMCOST_TARGET (embedded by
+default), the as-of date the run tag `pmcost/as_of` (the schedule sets it; default today).
+"""
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+from dagster import AssetExecutionContext, InitResourceContext, ScheduleEvaluationContext
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+
+from pmcost import db, ddl, publish
+from pmcost import dbt as dbt_runner
+from pmcost.errors import BusyError
+from pmcost.refresh import REFRESH_LOCK
+from pmcost.settings import DEFAULT_APP_SCHEMA, DEFAULT_TARGET, Target, project_dir
+
+AS_OF_TAG = "pmcost/as_of"
+APP_TABLES = (
+    "companies",
+    "plans",
+    "subscriptions",
+    "vps_instances",
+    "smtp_ip_addresses",
+    "payments",
+    "billing_analytics",
+)
+FINANCE_TABLES = ("invoice_lines", "ledger_entries")
+
+
+def _target() -> Target:
+    return Target(
+        name=os.environ.get("PMCOST_TARGET", DEFAULT_TARGET),
+        app_schema=os.environ.get("PMCOST_APP_SCHEMA", DEFAULT_APP_SCHEMA),
+    )
+
+
+def _as_of(context: AssetExecutionContext) -> date:
+    tagged = context.run.tags.get(AS_OF_TAG)
+    return date.fromisoformat(tagged) if tagged else date.today()
+
+
+def _retry(error: BusyError) -> dg.RetryRequested:
+    return dg.RetryRequested(
+        max_retries=int(os.environ.get("PMCOST_RETRY_ATTEMPTS", "12")),
+        seconds_to_wait=float(os.environ.get("PMCOST_RETRY_SECONDS", "300")),
+    )
+
+
+def _manifest() -> Path:
+    """dbt's manifest for the definitions: $PMCOST_DAGSTER_MANIFEST when a deploy step built
+    it, else `dbt parse` now into target/dagster/ (a few seconds, no database needed)."""
+    prebuilt = os.environ.get("PMCOST_DAGSTER_MANIFEST")
+    if prebuilt:
+        return Path(prebuilt)
+    folder = dbt_runner.target_dir() / "dagster"
+    target = _target()
+    command = [dbt_runner.dbt_executable(), "parse", "--quiet", "--target", target.name]
+    command += [
+        "--target-path",
+        str(folder),
+        "--vars",
+        json.dumps(dbt_runner.dbt_vars(target, None)),
+    ]
+    parsed = subprocess.run(
+        command,
+        cwd=project_dir(),
+        env=dbt_runner.dbt_environment(target),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if parsed.returncode != 0:
+        raise RuntimeError(f"`dbt parse` failed, so no Dagster definitions:\n{parsed.stdout}")
+    return folder / "manifest.json"
+
+
+class RefreshLock(dg.ConfigurableResource):
+    """The refresh's advisory lock (pmcost.refresh.REFRESH_LOCK) on one session held open for
+    the run: a `pmcost refresh` from cron and this job never build or publish at once."""
+
+    def connection(self) -> psycopg.Connection:
+        held = getattr(self, "_held", None)
+        if held is None or held.closed:
+            held = db.connect(db.conninfo_for(_target()))
+            object.__setattr__(self, "_held", held)
+        return held
+
+    def acquire(self) -> None:
+        """Take the lock (again, on a retry) or raise BusyError, as `pmcost refresh` does."""
+        conn = self.connection()
+        ddl.AdvisoryLock(conn, REFRESH_LOCK, "pmcost refresh", 0.0, lambda _m: None).__enter__()
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        held = getattr(self, "_held", None)
+        if held is not None and not held.closed:
+            held.close()  # releases the session-level lock
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["app", name], description=f"Application table {name}, pre-hook applied")
+        for name in APP_TABLES
+    ]
+    + [
+        dg.AssetSpec(["finance", name], description=f"Finance landing table {name}")
+        for name in FINANCE_TABLES
+    ],
+    name="application_tables",
+    description="The pre-hook: refresh lock, dbt source freshness, column DDL.",
+)
+def application_tables(
+    context: AssetExecutionContext, dbt: DbtCliResource, refresh_lock: RefreshLock
+) -> Iterator[dg.MaterializeResult]:
+    target = _target()
+    try:
+        refresh_lock.acquire()
+    except BusyError as busy:
+        context.log.warning(f"{busy}: retrying later (exit 75 in `pmcost refresh`)")
+        raise _retry(busy) from busy
+    os.environ.update(dbt_runner.dbt_environment(target))
+    as_of = _as_of(context)
+    variables = json.dumps(dbt_runner.dbt_vars(target, as_of))
+    freshness = dbt.cli(["source", "freshness", "--vars", variables], raise_on_error=False)
+    freshness.wait()
+    if not freshness.is_successful():
+        raise dg.Failure("source freshness failed: a feed is past its error threshold; see the log")
+    try:
+        with db.connection(target) as conn:
+            result = ddl.apply(conn, target.app_schema, say=context.log.info)
+    except BusyError as busy:
+        raise _retry(busy) from busy
+    if not result.ok:
+        raise dg.Failure(
+            "the pre-hook did not reach its target state: "
+            + "; ".join([*result.failures, *result.conflicts])
+        )
+    for name in APP_TABLES:
+        yield dg.MaterializeResult(asset_key=["app", name], metadata={"as_of": str(as_of)})
+    for name in FINANCE_TABLES:
+        yield dg.MaterializeResult(asset_key=["finance", name])
+
+
+def _candidate_path(context: AssetExecutionContext) -> Path:
+    return dbt_runner.target_dir() / "dagster" / context.run.run_id
+
+
+@dbt_assets(
+    manifest=_manifest(),
+    dagster_dbt_translator=DagsterDbtTranslator(),
+    name="pmcost_dbt",
+)
+def pmcost_dbt(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[object]:
+    """`dbt build` of the whole project into the candidate schema; tests are asset checks."""
+    target = _target()
+    os.environ.update(dbt_runner.dbt_environment(target))
+    variables = json.dumps(dbt_runner.dbt_vars(target, _as_of(context)))
+    invocation = dbt.cli(
+        ["build", "--vars", variables], context=context, target_path=_candidate_path(context)
+    )
+    yield from invocation.stream()
+
+
+@dg.asset(deps=list(pmcost_dbt.keys))
+def published_marts(
+    context: AssetExecutionContext, refresh_lock: RefreshLock
+) -> dg.MaterializeResult:
+    """The publish (last): the guards, then every published table switched in at once."""
+    try:
+        refresh_lock.acquire()
+        published = publish.publish(
+            refresh_lock.connection(), _candidate_path(context), say=context.log.info
+        )
+    except BusyError as busy:
+        raise _retry(busy) from busy
+    except publish.GuardError as refused:
+        raise dg.Failure(f"not published: {refused}") from refused
+    rows = {f"rows {table}": count for table, count in published.figures.rows.items()}
+    return dg.MaterializeResult(metadata={"as_of": str(_as_of(context)), **rows})
+
+
+daily_refresh = dg.define_asset_job(
+    "pmcost_daily_refresh",
+    selection=dg.AssetSelection.all(),
+    executor_def=dg.in_process_executor,
+    description="`pmcost refresh` as assets: pre-hook, dbt build with its tests, publish.",
+)
+
+
+@dg.schedule(job=daily_refresh, cron_schedule="30 6 * * *", execution_timezone="UTC")
+def daily_refresh_schedule(context: ScheduleEvaluationContext) -> dg.RunRequest:
+    """Every day at 06:30 UTC, for that day (the usage feed has loaded by then)."""
+    day = context.scheduled_execution_time.date().isoformat()
+    return dg.RunRequest(run_key=day, tags={AS_OF_TAG: day})
+
+
+defs = dg.Definitions(
+    assets=[application_tables, pmcost_dbt, published_marts],
+    jobs=[daily_refresh],
+    schedules=[daily_refresh_schedule],
+    resources={
+        "dbt": DbtCliResource(
+            project_dir=str(project_dir()),
+            profiles_dir=str(dbt_runner.profiles_dir()),
+            dbt_executable=dbt_runner.dbt_executable(),
+            target=_target().name,
+        ),
+        "refresh_lock": RefreshLock(),
+    },
+)

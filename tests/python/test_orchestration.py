@@ -1,0 +1,68 @@
+"""The Dagster definitions (the `dagster` extra): they load, and one daily refresh runs
+through them against the test server, pre-hook first and publish last, with dbt's tests as
+asset checks. A refresh lock held elsewhere (exit 75 in `pmcost refresh`) is retried; the
+run then fails without building or publishing anything."""
+
+from __future__ import annotations
+
+import importlib
+
+import dagster as dg
+import pytest
+
+from pmcost.refresh import REFRESH_LOCK
+
+from .conftest import ANCHOR, PROJECT, Database
+
+
+def _published_runs(database: Database) -> list[tuple]:
+    return database.query(
+        "select as_of_date::text from analytics_publication.published_runs order by published_at"
+    )
+
+
+def _steps_started(result: dg.ExecuteInProcessResult) -> list[str]:
+    return [event.step_key for event in result.all_events if event.event_type_value == "STEP_START"]
+
+
+def test_daily_refresh_through_dagster(built: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in built.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PMCOST_PROJECT_DIR", str(PROJECT))
+    monkeypatch.setenv("PMCOST_RETRY_ATTEMPTS", "1")
+    monkeypatch.setenv("PMCOST_RETRY_SECONDS", "0.1")
+    module = importlib.reload(importlib.import_module("pmcost.dagster_defs"))
+    job = module.defs.resolve_job_def("pmcost_daily_refresh")
+    tags = {module.AS_OF_TAG: ANCHOR.isoformat()}
+    before = _published_runs(built)
+
+    with built.connect() as holder:  # a `pmcost refresh` from cron holds the lock
+        holder.execute("select pg_advisory_lock(%s, %s)", REFRESH_LOCK)
+        busy = job.execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(), tags=tags, raise_on_error=False
+        )
+    assert not busy.success
+    kinds = [event.event_type_value for event in busy.all_events]
+    assert kinds.count("STEP_UP_FOR_RETRY") == 1 and kinds.count("STEP_RESTARTED") == 1
+    assert _steps_started(busy) == ["application_tables"]  # retried, never got further
+    assert _published_runs(built) == before
+
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), tags=tags)
+    assert result.success
+    assert _steps_started(result) == ["application_tables", "pmcost_dbt", "published_marts"]
+    checks = [
+        event.event_specific_data
+        for event in result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    assert len(checks) > 150  # every dbt test of the build, as checks of its model
+    assert all(check.passed for check in checks)
+    checked = {check.asset_key.path[-1] for check in checks}
+    assert {"executive_business_summary", "business_cost_allocation"} <= checked
+    materialized = {
+        event.asset_key.path[-1]
+        for event in result.all_events
+        if event.event_type_value == "ASSET_MATERIALIZATION"
+    }
+    assert {"billing_analytics", "fct_tenant_economics_daily", "published_marts"} <= materialized
+    assert _published_runs(built) == [*before, (ANCHOR.isoformat(),)]
