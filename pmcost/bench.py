@@ -127,23 +127,31 @@ class Bench:
         self.figures["dbt_build_s"] = self.dbt("build")
         # the build wrote the candidate schema: switch it in (the demo data is new: accept)
         self.figures["publish_s"], _ = self.pmcost("publish", "--accept-changes")
+        self.figures["limit_s"] = self.limit()
+        self.figures["dbt_run_vs_limit"] = self.figures["dbt_run_s"] / self.figures["limit_s"]  # type: ignore[operator]
+        self.figures["dbt_build_vs_limit"] = self.figures["dbt_build_s"] / self.figures["limit_s"]  # type: ignore[operator]
+
+    def limit(self) -> float:
+        """The hand-written limit (bench_sql.STAGES): one `create table as` per aggregate, each
+        analyzed, then the two marts; checked equal to the published marts. Seconds."""
         with self.connect() as conn:
             conn.execute("drop schema if exists bench_limit cascade")
             conn.execute("create schema bench_limit")
+            conn.execute("set search_path = bench_limit")
             started = time.perf_counter()
-            for mart, template in bench_sql.MARTS.items():
+            for name, body in [*bench_sql.STAGES, *bench_sql.MART_SELECTS.items()]:
                 statement = bench_sql.render(
-                    template,
+                    body,
                     app_schema="public",
                     reference_schema="analytics_reference",
                     as_of=self.as_of,
                 )
-                conn.execute(
-                    sql.SQL("create table bench_limit.{} as ").format(sql.Identifier(mart))
-                    + statement
-                )
-            self.figures["limit_s"] = time.perf_counter() - started
-            for mart in bench_sql.MARTS:
+                table = sql.Identifier(name)
+                conn.execute(sql.SQL("create table {} as ").format(table) + statement)
+                conn.execute(sql.SQL("analyze {}").format(table))
+            elapsed = time.perf_counter() - started
+            conn.execute("reset search_path")
+            for mart in bench_sql.MART_SELECTS:
                 differing = conn.execute(
                     sql.SQL(
                         "select count(*) from ((select * from analytics.{m} except all "
@@ -152,8 +160,29 @@ class Bench:
                     ).format(m=sql.Identifier(mart))
                 ).fetchone()
                 assert differing == (0,), f"hand-written {mart} differs from the mart"
-        self.figures["dbt_run_vs_limit"] = self.figures["dbt_run_s"] / self.figures["limit_s"]  # type: ignore[operator]
-        self.figures["dbt_build_vs_limit"] = self.figures["dbt_build_s"] / self.figures["limit_s"]  # type: ignore[operator]
+        return elapsed
+
+    def model_times(self) -> dict[str, float]:
+        """Each model's execution time in the last dbt build (run_results.json)."""
+        results = json.loads((self.state / "target" / "run_results.json").read_text())
+        return {
+            result["unique_id"].split(".")[-1]: result["execution_time"]
+            for result in results["results"]
+            if result["unique_id"].startswith("model.")
+        }
+
+    def models_upstream_of(self, marts: tuple[str, ...]) -> set[str]:
+        """The models the given marts are built from (themselves included), from the manifest."""
+        nodes = json.loads((self.state / "target" / "manifest.json").read_text())["nodes"]
+        found: set[str] = set()
+        waiting = [f"model.pmcost.{mart}" for mart in marts]
+        while waiting:
+            unique_id = waiting.pop()
+            if unique_id in found or not unique_id.startswith("model."):
+                continue
+            found.add(unique_id)
+            waiting += nodes[unique_id]["depends_on"]["nodes"]
+        return {unique_id.split(".")[-1] for unique_id in found}
 
     def live_views(self) -> None:
         """The guide's approach: views computed on every query (join bugs fixed)."""
@@ -173,7 +202,12 @@ class Bench:
                 )
 
     def latency(
-        self, clients: int, schema: str, seconds: float, transactions: int | None = None
+        self,
+        clients: int,
+        schema: str,
+        seconds: float,
+        transactions: int | None = None,
+        queries: tuple[str, ...] = GUIDE_QUERIES,
     ) -> dict[str, float]:
         """p50/p95/p99 in ms of the guide's six queries under pgbench with `clients` clients,
         for `seconds`, or for `transactions` queries per client (the slow live views)."""
@@ -182,7 +216,7 @@ class Bench:
         scripts.mkdir(exist_ok=True)
         analyses = project_dir() / "analyses"
         args = []
-        for name in GUIDE_QUERIES:
+        for name in queries:
             text = re.sub(
                 r"\{\{\s*ref\('(\w+)'\)\s*\}\}", r"\1", (analyses / f"{name}.sql").read_text()
             )
@@ -341,7 +375,7 @@ def print_table(figures: dict[str, object], say: Say = print) -> None:
         ("pre-hook (column DDL)", seconds("pre_hook_s")),
         ("dbt run (all models)", seconds("dbt_run_s")),
         ("dbt build (models, tests, unit tests)", seconds("dbt_build_s")),
-        ("limit: hand-written create table as x2", seconds("limit_s")),
+        ("limit: hand-written, staged and analyzed", seconds("limit_s")),
         ("dbt run / limit", f"{figures['dbt_run_vs_limit']:.1f}x  (target <= 1.2x)"),
         ("dbt build / limit", f"{figures['dbt_build_vs_limit']:.1f}x  (target <= 2x)"),
     ]
@@ -389,30 +423,119 @@ def write_json(figures: dict[str, object], name: str) -> Path:
     return path
 
 
-def scaling(sizes: list[int], say: Say = print) -> dict[str, object]:
-    """dbt build time per tenant at several sizes: linear growth shows as a flat column."""
-    results: dict[str, object] = {}
-    say(
-        f"  {'tenants':>8}  {'billing rows':>12}  {'dbt build':>10}  {'models':>8}  "
-        f"{'models per 1k tenants':>21}"
-    )
+MARTS = ("executive_business_summary", "business_cost_allocation")
+GUARD_GROWTH = 2.0  # a model's time per tenant may not grow more than this between sizes
+GUARD_FLOOR_S = 0.25  # below this (at the larger size) a model's time is fixed cost, not data
+
+
+def scaling(
+    sizes: list[int], *, seconds: float = 5.0, say: Say = print
+) -> tuple[dict[str, object], list[str]]:
+    """Per size: the whole `pmcost refresh`, each model's time per 1,000 tenants, the mart
+    models against the hand-written limit, and the health-check query at 100 clients on
+    the marts and on the limit's tables. Returns the figures and the linearity breaches: a
+    model whose time per tenant grows more than GUARD_GROWTH between two sizes."""
+    results: dict[str, dict[str, object]] = {}
     for size in sizes:
         bench = Bench(tenants=size, say=say)
         try:
+            say(f"bench: {size:,} tenants on a throwaway server (port {bench.info.port})")
             bench.load()
-            bench.dbt("seed")
-            bench.dbt("snapshot")
-            build = bench.dbt("build")
-            models = bench._model_seconds()
-            rows = bench.figures["billing_rows"]
-            results[str(size)] = {"dbt_build_s": build, "models_s": models, "billing_rows": rows}
-            say(
-                f"  {size:>8,}  {rows:>12,}  {build:>8.2f} s  {models:>6.2f} s  "
-                f"{models / size * 1000:>19.3f} s"
-            )
+            say("  pmcost refresh (freshness, pre-hook, build with every test, publish, docs) ...")
+            refresh_s, _ = bench.pmcost("refresh", "--as-of", bench.as_of.isoformat())
+            summary = json.loads((bench.state / "target" / "refresh" / "last.json").read_text())
+            models = bench.model_times()
+            mart_models_s = sum(models.get(name, 0.0) for name in bench.models_upstream_of(MARTS))
+            say("  the hand-written limit ...")
+            limit_s = bench.limit()
+            say("  the health-check query at 100 clients, on the marts and on the limit ...")
+            health = {
+                schema: bench.latency(
+                    100, schema, seconds, queries=("daily_executive_health_check",)
+                )
+                for schema in ("analytics", "bench_limit")
+            }
+            results[str(size)] = {
+                "tenants": size,
+                "billing_rows": bench.figures["billing_rows"],
+                "demo_data_s": bench.figures["demo_data_s"],
+                "refresh_s": refresh_s,
+                "refresh_steps_s": summary["steps"],
+                "refresh_target_s": 3 * limit_s + 8,
+                "mart_models_s": mart_models_s,
+                "mart_models_target_s": 2 * limit_s,
+                "limit_s": limit_s,
+                "health_check_p95_ms": {k: v["p95_ms"] for k, v in health.items()},
+                "models_s": models,
+            }
         finally:
             bench.close()
-    return results
+    breaches = _print_scaling(results, say)
+    return {"sizes": results, "breaches": breaches}, breaches
+
+
+def _print_scaling(results: dict[str, dict[str, object]], say: Say) -> list[str]:
+    sizes = list(results.values())
+    say("")
+    say(f"  {'':<44}" + "".join(f"{size['tenants']:>16,}" for size in sizes))
+
+    def row(label: str, values: list[str]) -> None:
+        say(f"  {label:<44}" + "".join(f"{value:>16}" for value in values))
+
+    row("billing_analytics rows", [f"{size['billing_rows']:,}" for size in sizes])
+    row("pmcost refresh, whole (s)", [f"{size['refresh_s']:.1f}" for size in sizes])
+    row("  target: 3 x limit + 8 s", [f"{size['refresh_target_s']:.1f}" for size in sizes])
+    for step in ("freshness", "pre_hook", "build", "publish", "docs"):
+        row(f"  step {step} (s)", [f"{size['refresh_steps_s'].get(step, 0):.1f}" for size in sizes])  # type: ignore[union-attr]
+    row("mart models, dbt's timings (s)", [f"{size['mart_models_s']:.2f}" for size in sizes])
+    row("  target: 2 x limit", [f"{size['mart_models_target_s']:.2f}" for size in sizes])
+    row("limit: hand-written, staged, analyzed (s)", [f"{size['limit_s']:.2f}" for size in sizes])
+    row(
+        "mart models / limit",
+        [f"{size['mart_models_s'] / size['limit_s']:.1f}x" for size in sizes],  # type: ignore[operator]
+    )
+    for schema in ("analytics", "bench_limit"):
+        row(
+            f"health check p95, 100 clients, {schema} (ms)",
+            [f"{size['health_check_p95_ms'][schema]:.1f}" for size in sizes],  # type: ignore[index]
+        )
+    p95 = [size["health_check_p95_ms"] for size in sizes]
+    row("  marts / limit tables", [f"{p['analytics'] / p['bench_limit']:.2f}x" for p in p95])  # type: ignore[index]
+    say("")
+    say("  each model, seconds per 1,000 tenants (and growth per tenant from the size before):")
+    names = sorted({name for size in sizes for name in size["models_s"]})  # type: ignore[attr-defined]
+    breaches: list[str] = []
+    for name in names:
+        cells, previous = [], None
+        for size in sizes:
+            seconds = size["models_s"].get(name, 0.0)  # type: ignore[attr-defined]
+            per_k = seconds / size["tenants"] * 1000  # type: ignore[operator]
+            if previous is None or previous[1] == 0:
+                cells.append(f"{per_k:.4f}")
+            else:
+                growth = per_k / previous[1]
+                cells.append(f"{per_k:.4f} {growth:.2f}x")
+                if growth > GUARD_GROWTH and seconds >= GUARD_FLOOR_S:
+                    breaches.append(
+                        f"{name}: {growth:.2f}x the time per tenant from {previous[0]:,} to "
+                        f"{size['tenants']:,} tenants ({seconds:.2f} s)"
+                    )
+            previous = (size["tenants"], per_k)
+        row(name, cells)
+    say("")
+    if breaches:
+        say(
+            f"  LINEARITY GUARD: {len(breaches)} model(s) grew more than {GUARD_GROWTH}x "
+            "per tenant:"
+        )
+        for breach in breaches:
+            say(f"    {breach}")
+    else:
+        say(
+            f"  linearity guard: no model's time per tenant grew more than {GUARD_GROWTH}x "
+            f"(models under {GUARD_FLOOR_S} s at the larger size are fixed cost and not judged)"
+        )
+    return breaches
 
 
 # -- reliability ----------------------------------------------------------------------------------
