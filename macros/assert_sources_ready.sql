@@ -3,7 +3,11 @@
     the approximate_cost columns are added by the Python pre-hook (`pmcost ddl apply`),
     which also creates Finance's landing tables (source `finance`). -#}
 {% macro assert_sources_ready() %}
-    {%- if execute and flags.WHICH in ('build', 'run', 'test', 'seed', 'snapshot') -%}
+    {#- `dbt source freshness` (which `pmcost refresh` runs before the pre-hook) checks the
+        application's own tables and columns only: the pre-hook's columns and Finance's
+        tables do not exist yet on a first run. -#}
+    {%- set freshness = flags.WHICH in ('freshness', 'source', 'source-freshness') -%}
+    {%- if execute and (freshness or flags.WHICH in ('build', 'run', 'test', 'seed', 'snapshot')) -%}
         {%- set app_schema = var('app_schema') -%}
         {%- set existing = run_query(
             "select table_name, column_name from information_schema.columns where table_schema = '"
@@ -23,7 +27,9 @@
             {%- else -%}
                 {%- for column in source.columns -%}
                     {%- if column not in found[source.identifier] -%}
-                        {%- if column == 'approximate_cost' -%}
+                        {%- if column == 'approximate_cost' and freshness -%}
+                            {#- the pre-hook, after the freshness check, adds it -#}
+                        {%- elif column == 'approximate_cost' -%}
                             {%- do problems.append(
                                 app_schema ~ "." ~ source.identifier ~ ".approximate_cost is missing: "
                                 ~ "run `pmcost ddl apply` (the column DDL pre-hook) before dbt"
@@ -39,7 +45,7 @@
             {%- endif -%}
         {%- endfor -%}
         {#- Finance's landing tables: pmcost creates them (ddl apply, invoices/ledger load). -#}
-        {%- for source in graph.sources.values() if source.source_name == 'finance' -%}
+        {%- for source in graph.sources.values() if source.source_name == 'finance' and not freshness -%}
             {%- set landed = run_query(
                 "select 1 from information_schema.tables where table_schema = '"
                 ~ source.schema | replace("'", "''") ~ "' and table_name = '"

@@ -84,7 +84,7 @@ def _manifest() -> Path:
         "--target-path",
         str(folder),
         "--vars",
-        json.dumps(dbt_runner.dbt_vars(target, None)),
+        json.dumps(dbt_runner.dbt_vars(target)),
     ]
     parsed = subprocess.run(
         command,
@@ -142,9 +142,9 @@ def application_tables(
     except BusyError as busy:
         context.log.warning(f"{busy}: retrying later (exit 75 in `pmcost refresh`)")
         raise _retry(busy) from busy
-    os.environ.update(dbt_runner.dbt_environment(target))
     as_of = _as_of(context)
-    variables = json.dumps(dbt_runner.dbt_vars(target, as_of))
+    os.environ.update(dbt_runner.dbt_environment(target) | dbt_runner.day_environment(as_of))
+    variables = json.dumps(dbt_runner.dbt_vars(target))
     freshness = dbt.cli(["source", "freshness", "--vars", variables], raise_on_error=False)
     freshness.wait()
     if not freshness.is_successful():
@@ -177,8 +177,9 @@ def _candidate_path(context: AssetExecutionContext) -> Path:
 def pmcost_dbt(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[object]:
     """`dbt build` of the whole project into the candidate schema; tests are asset checks."""
     target = _target()
-    os.environ.update(dbt_runner.dbt_environment(target))
-    variables = json.dumps(dbt_runner.dbt_vars(target, _as_of(context)))
+    as_of = _as_of(context)
+    os.environ.update(dbt_runner.dbt_environment(target) | dbt_runner.day_environment(as_of))
+    variables = json.dumps(dbt_runner.dbt_vars(target))
     invocation = dbt.cli(
         ["build", "--vars", variables], context=context, target_path=_candidate_path(context)
     )

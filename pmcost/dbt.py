@@ -46,19 +46,23 @@ def target_dir() -> Path:
     return configured if configured.is_absolute() else project_dir() / configured
 
 
-def dbt_vars(
-    target: Target,
-    as_of: date | None,
-    history_start: date | None = None,
-    extra: dict[str, str] | None = None,
-) -> dict[str, str]:
+def dbt_vars(target: Target, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The --vars pmcost passes: the same from one day to the next (the app schema and, for
+    the docs, the publish stage), so dbt keeps its partial parsing; the day goes by
+    day_environment()."""
     values = {"app_schema": target.app_schema}
-    if as_of is not None:
-        values["as_of_date"] = as_of.isoformat()
-    if history_start is not None:
-        values["history_start"] = history_start.isoformat()
     values.update(extra or {})
     return values
+
+
+def day_environment(as_of: date | None, history_start: date | None = None) -> dict[str, str]:
+    """The as-of date and history start for the project's run_setting() macro: environment
+    variables the macros read only while executing, so a new day does not make dbt re-parse
+    the project (a changed --vars value would). Empty means unset: today, the lookback."""
+    return {
+        "PMCOST_AS_OF_DATE": as_of.isoformat() if as_of else "",
+        "PMCOST_HISTORY_START": history_start.isoformat() if history_start else "",
+    }
 
 
 def dbt_executable() -> str:
@@ -88,8 +92,9 @@ def run(
     """
     command = [dbt_executable(), *args, "--target", target.name]
     if with_vars:
-        command += ["--vars", json.dumps(dbt_vars(target, as_of, history_start, extra_vars))]
-    options = {"cwd": project_dir(), "env": dbt_environment(target)}
+        command += ["--vars", json.dumps(dbt_vars(target, extra_vars))]
+    env = dbt_environment(target) | day_environment(as_of, history_start)
+    options = {"cwd": project_dir(), "env": env}
     if guard is not None:
         return guard.run(command, **options)
     return subprocess.run(command, check=False, **options).returncode  # type: ignore[call-overload]

@@ -258,6 +258,7 @@ def _refresh(
 
             with _step(summary, "docs"):
                 # the docs describe what readers now see: the published schema's relations
+                _swap_partial_parse(artefacts, "docs")
                 code = dbt_runner.run(
                     ["docs", "generate"],
                     target,
@@ -296,10 +297,13 @@ def check_freshness(
         if status == "warn":
             say(f"source freshness: WARNING {name} {detail}; the refresh goes on")
     stopped = [(name, detail) for name, status, detail in results if status not in ("pass", "warn")]
-    if code != 0 or stopped:
-        shown = "; ".join(f"{name} {detail}" for name, detail in stopped) or (
-            "see dbt's output above"
+    if code != 0 and not stopped:
+        raise PmcostError(
+            "`dbt source freshness` failed before judging any source (a missing source table "
+            "or column is named in dbt's output above); nothing was built or published"
         )
+    if stopped:
+        shown = "; ".join(f"{name} {detail}" for name, detail in stopped)
         raise PmcostError(
             f"source freshness failed, nothing was built or published: {shown}; load the "
             "missing data and run again, or publish anyway with `pmcost refresh "
@@ -354,9 +358,24 @@ def _keep_run_results(
     return report
 
 
+def _swap_partial_parse(artefacts: Path, kind: str) -> None:
+    """Before the docs step: put the docs' own partial-parse state (kept from the last
+    refresh) in place of the build's, so the docs' other vars (publish_stage) do not make dbt
+    parse the whole project again each day."""
+    kept = artefacts / "refresh" / f"{kind}_partial_parse.msgpack"
+    current = artefacts / "partial_parse.msgpack"
+    if kept.is_file():
+        shutil.copyfile(kept, current)
+
+
 def _restore_run_results(artefacts: Path) -> None:
-    """Put the build's run_results.json back in target/, where schedulers look for it, and
-    the build's partial-parse state, so the next build with the same vars skips parsing."""
+    """Keep the docs' partial-parse state for the next refresh; put the build's
+    run_results.json back in target/, where schedulers look for it, and the build's
+    partial-parse state, so the next build skips parsing too."""
+    docs_state = artefacts / "partial_parse.msgpack"
+    if docs_state.is_file():
+        (artefacts / "refresh").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(docs_state, artefacts / "refresh" / "docs_partial_parse.msgpack")
     for name in ("run_results.json", "partial_parse.msgpack"):
         kept = artefacts / "refresh" / f"build_{name}"
         if kept.is_file():

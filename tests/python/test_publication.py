@@ -210,7 +210,7 @@ def test_a_successful_refresh_switches_every_table_and_keeps_the_build_results(
     report = summary(built)
     assert report["outcome"] == "published" and report["exit_code"] == 0
     assert report["as_of_date"] == (ANCHOR + timedelta(days=1)).isoformat()
-    assert set(report["steps"]) == {"pre_hook", "build", "publish", "docs"}
+    assert set(report["steps"]) == {"freshness", "pre_hook", "build", "publish", "docs"}
     assert set(report["tables"]) == set(PUBLISHED)
     assert report["tables"]["executive_business_summary"] > 0
     assert report["tests"]["passed"] > 100 and report["tests"]["failed"] == 0
