@@ -33,22 +33,14 @@ import psycopg
 from dagster import AssetExecutionContext, InitResourceContext, ScheduleEvaluationContext
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from pmcost import db, ddl, publish
+from pmcost import db, ddl, demo_data, publish
 from pmcost import dbt as dbt_runner
 from pmcost.errors import BusyError
 from pmcost.refresh import REFRESH_LOCK
 from pmcost.settings import DEFAULT_APP_SCHEMA, DEFAULT_TARGET, Target, project_dir
 
 AS_OF_TAG = "pmcost/as_of"
-APP_TABLES = (
-    "companies",
-    "plans",
-    "subscriptions",
-    "vps_instances",
-    "smtp_ip_addresses",
-    "payments",
-    "billing_analytics",
-)
+APP_TABLES = tuple(demo_data.APP_TABLES)  # the application's tables the pre-hook prepares
 FINANCE_TABLES = ("invoice_lines", "ledger_entries")
 
 
