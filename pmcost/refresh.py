@@ -257,10 +257,12 @@ def _refresh(
                 summary.tables = dict(published.figures.rows)  # the candidate's rows, now live
 
             with _step(summary, "docs"):
-                # the docs describe what readers now see: the published schema's relations
+                # the docs describe what readers now see: the published schema's relations;
+                # lineage, descriptions and the catalog, without compiling every node again
+                # (the build just did; `pmcost docs` shows compiled SQL too)
                 _swap_partial_parse(artefacts, "docs")
                 code = dbt_runner.run(
-                    ["docs", "generate"],
+                    ["docs", "generate", "--no-compile"],
                     target,
                     as_of=as_of,
                     extra_vars={"publish_stage": "published"},
