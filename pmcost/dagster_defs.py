@@ -23,7 +23,6 @@ default), the as-of date the run tag `pmcost/as_of` (the schedule sets it; defau
 
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -70,24 +69,9 @@ def _manifest() -> Path:
     if prebuilt:
         return Path(prebuilt)
     folder = dbt_runner.target_dir() / "dagster"
-    target = _target()
-    command = [dbt_runner.dbt_executable(), "parse", "--quiet", "--target", target.name]
-    command += [
-        "--target-path",
-        str(folder),
-        "--vars",
-        json.dumps(dbt_runner.dbt_vars(target)),
-    ]
-    parsed = subprocess.run(
-        command,
-        cwd=project_dir(),
-        env=dbt_runner.dbt_environment(target),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if parsed.returncode != 0:
-        raise RuntimeError(f"`dbt parse` failed, so no Dagster definitions:\n{parsed.stdout}")
+    code = dbt_runner.run(["parse", "--quiet", "--target-path", str(folder)], _target())
+    if code != 0:
+        raise RuntimeError("`dbt parse` failed (its output is above), so no Dagster definitions")
     return folder / "manifest.json"
 
 
@@ -105,7 +89,7 @@ class RefreshLock(dg.ConfigurableResource):
     def acquire(self) -> None:
         """Take the lock (again, on a retry) or raise BusyError, as `pmcost refresh` does."""
         conn = self.connection()
-        ddl.AdvisoryLock(conn, REFRESH_LOCK, "pmcost refresh", 0.0, lambda _m: None).__enter__()
+        ddl.AdvisoryLock(conn, REFRESH_LOCK, "pmcost refresh", 0.0, lambda _m: None).acquire()
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         held = getattr(self, "_held", None)

@@ -453,12 +453,18 @@ class AdvisoryLock:
         )
 
     def __enter__(self) -> AdvisoryLock:
+        self.acquire()
+        return self
+
+    def acquire(self) -> None:
+        """Take the lock, polling up to wait_seconds; raise BusyError naming the holder. It is
+        held until __exit__ or until the session ends (a caller may rely on either)."""
         deadline = time.monotonic() + self.wait_seconds
         announced = False
         while True:
             row = self.conn.execute("select pg_try_advisory_lock(%s, %s)", self.key).fetchone()
             if row is not None and row[0]:
-                return self
+                return
             holder = self.conn.execute(
                 "select pid from pg_locks where locktype = 'advisory' and classid = %s "
                 "and objid = %s and granted",
