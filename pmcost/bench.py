@@ -163,7 +163,8 @@ class Bench:
         return elapsed
 
     def model_times(self) -> dict[str, float]:
-        """Each model's execution time in the last dbt build (run_results.json)."""
+        """Each model's execution time in the last dbt invocation (run_results.json): the
+        database's work, without dbt's start-up, parsing and test queries."""
         results = json.loads((self.state / "target" / "run_results.json").read_text())
         return {
             result["unique_id"].split(".")[-1]: result["execution_time"]
@@ -289,30 +290,18 @@ class Bench:
             f'{{"history_start": "{history_start}", "as_of_date": "{self.as_of.isoformat()}"}}',
         )
         self.figures["daily_full_history_s"] = time.perf_counter() - started
-        self.figures["daily_full_history_model_s"] = self._model_seconds()
+        self.figures["daily_full_history_model_s"] = sum(self.model_times().values())
         next_day = date.fromordinal(self.as_of.toordinal() + 1)
         self.figures["daily_incremental_s"] = self.dbt(
             "run", "--select", "tag:daily", as_of=next_day
         )
-        self.figures["daily_incremental_model_s"] = self._model_seconds()
+        self.figures["daily_incremental_model_s"] = sum(self.model_times().values())
         self.figures["incremental_vs_full_model"] = (
             self.figures["daily_incremental_model_s"] / self.figures["daily_full_history_model_s"]
         )  # type: ignore[operator]
         self.figures["incremental_vs_full"] = (
             self.figures["daily_incremental_s"] / self.figures["daily_full_history_s"]
         )  # type: ignore[operator]
-
-    def _model_seconds(self, model: str | None = None) -> float:
-        """Execution time of one model (or of all models) in the last dbt invocation: the
-        database's work, without dbt's start-up, parsing and test queries."""
-        results = json.loads((self.state / "target" / "run_results.json").read_text())
-        wanted = f"model.pmcost.{model}" if model else "model."
-        return sum(
-            result["execution_time"]
-            for result in results["results"]
-            if result["unique_id"] == wanted
-            or (model is None and result["unique_id"].startswith(wanted))
-        )
 
     def refresh_time_and_memory(self) -> None:
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
