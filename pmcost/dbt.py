@@ -1,19 +1,23 @@
-"""Running dbt as a subprocess, so users see dbt's own progress output unchanged."""
+"""Running dbt as a subprocess, so users see dbt's own progress output unchanged: one
+`dbt` command (run), or one dbt process for several commands (Session, what a refresh uses)."""
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
 from datetime import date
 from pathlib import Path
+from types import TracebackType
 
+from pmcost.dbt_worker import RESULTS_FD_VARIABLE
 from pmcost.errors import PmcostError
 from pmcost.server import EmbeddedServer
 from pmcost.settings import Target, project_dir, state_dir
-from pmcost.signals import SignalGuard
+from pmcost.signals import POLL_SECONDS, STOP_GRACE_SECONDS, SignalGuard
 
 
 def profiles_dir() -> Path:
@@ -98,3 +102,106 @@ def run(
     if guard is not None:
         return guard.run(command, **options)
     return subprocess.run(command, check=False, **options).returncode  # type: ignore[call-overload]
+
+
+class Session:
+    """One dbt process (pmcost.dbt_worker) for several dbt commands, under a SignalGuard.
+
+    dbt is imported once, and commands run with `reuse=True` (source freshness, then the
+    build: the same --vars) share one parse of the project. Output is dbt's own, as with
+    run(); a signal stops the running command and the worker as it stops a dbt subprocess.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        guard: SignalGuard,
+        *,
+        as_of: date | None = None,
+        history_start: date | None = None,
+    ) -> None:
+        self.target = target
+        self.guard = guard
+        self.env = dbt_environment(target) | day_environment(as_of, history_start)
+        self._child: subprocess.Popen[str] | None = None
+        self._answers: int | None = None
+        self._pending = ""
+        self._used = False
+
+    def __enter__(self) -> Session:
+        read_end, write_end = os.pipe()
+        try:
+            self._child = subprocess.Popen(
+                [sys.executable, "-m", "pmcost.dbt_worker"],
+                cwd=project_dir(),
+                env=self.env | {RESULTS_FD_VARIABLE: str(write_end)},
+                stdin=subprocess.PIPE,
+                pass_fds=(write_end,),
+                text=True,
+            )
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        self._answers = read_end
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        child = self._child
+        if child is not None:
+            if not self._used:
+                child.kill()  # it ran nothing (the lock was busy, a date was refused)
+            try:
+                if child.stdin is not None:
+                    child.stdin.close()  # end of input: the worker exits
+            except OSError:
+                pass
+            try:
+                child.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if self._answers is not None:
+            os.close(self._answers)
+            self._answers = None
+
+    def run(
+        self, args: list[str], *, extra_vars: dict[str, str] | None = None, reuse: bool = False
+    ) -> int:
+        """`dbt <args> --target <target> --vars ...` in the worker; returns dbt's exit code."""
+        child = self._child
+        if child is None or child.stdin is None:
+            raise RuntimeError("Session.run() outside its with block")
+        self.guard.check()
+        command = [*args, "--target", self.target.name]
+        command += ["--vars", json.dumps(dbt_vars(self.target, extra_vars))]
+        key = command[-1] if reuse else None
+        self._used = True
+        try:
+            child.stdin.write(json.dumps({"args": command, "reuse": key}) + "\n")
+            child.stdin.flush()
+        except BrokenPipeError as stopped:
+            raise PmcostError(f"dbt stopped unexpectedly (exit {child.poll()})") from stopped
+        return self.guard.supervise(child, self._answer)
+
+    def _answer(self) -> int | None:
+        """The worker's exit code for the command, if it came within POLL_SECONDS."""
+        assert self._answers is not None and self._child is not None
+        ready, _, _ = select.select([self._answers], [], [], POLL_SECONDS)
+        if not ready:
+            return None
+        chunk = os.read(self._answers, 4096).decode()
+        if not chunk:  # the worker exited without answering (killed)
+            code = self._child.wait()
+            return code if code != 0 else 2
+        self._pending += chunk
+        if "\n" not in self._pending:
+            return None
+        line, self._pending = self._pending.split("\n", 1)
+        return int(json.loads(line)["exit_code"])

@@ -199,14 +199,14 @@ def _refresh(
     with db.connection(target) as conn:
         check_dates(conn, target, as_of, history_start)
         lock = ddl.AdvisoryLock(conn, REFRESH_LOCK, "pmcost refresh", wait_seconds, say)
-        with lock:
+        # one dbt process for the refresh's dbt steps; it has exited before the lock is let go
+        session = dbt_runner.Session(target, guard, as_of=as_of, history_start=history_start)
+        with lock, session:
             if skip_freshness:
                 say("source freshness: skipped (--skip-freshness)")
             else:
                 with _step(summary, "freshness"):
-                    check_freshness(
-                        target, summary, guard, as_of=as_of, artefacts=artefacts, say=say
-                    )
+                    check_freshness(session, summary, artefacts=artefacts, say=say)
             guard.check()
 
             with _step(summary, "pre_hook"):
@@ -229,9 +229,7 @@ def _refresh(
             with _step(summary, "build"):
                 build_started = time.time()
                 build_args = ["build"] + (["--full-refresh"] if full_refresh else [])
-                code = dbt_runner.run(
-                    build_args, target, as_of=as_of, history_start=history_start, guard=guard
-                )
+                code = session.run(build_args, reuse=True)
             report = _keep_run_results(artefacts, summary, since=build_started)
             if code != 0:
                 failed = report.failures if report else []
@@ -261,12 +259,8 @@ def _refresh(
                 # lineage, descriptions and the catalog, without compiling every node again
                 # (the build just did; `pmcost docs` shows compiled SQL too)
                 _swap_partial_parse(artefacts, "docs")
-                code = dbt_runner.run(
-                    ["docs", "generate", "--no-compile"],
-                    target,
-                    as_of=as_of,
-                    extra_vars={"publish_stage": "published"},
-                    guard=guard,
+                code = session.run(
+                    ["docs", "generate", "--no-compile"], extra_vars={"publish_stage": "published"}
                 )
                 _restore_run_results(artefacts)
             if code != 0:
@@ -277,13 +271,7 @@ def _refresh(
 
 
 def check_freshness(
-    target: Target,
-    summary: Summary,
-    guard: SignalGuard | None,
-    *,
-    as_of: date,
-    artefacts: Path,
-    say: ddl.Say,
+    session: dbt_runner.Session, summary: Summary, *, artefacts: Path, say: ddl.Say
 ) -> None:
     """`dbt source freshness`, measured at the end of the as-of day (macros/freshness.sql).
 
@@ -292,7 +280,7 @@ def check_freshness(
     in models/staging/*/_*__sources.yml and README "Freshness".
     """
     started = time.time()
-    code = dbt_runner.run(["source", "freshness"], target, as_of=as_of, guard=guard)
+    code = session.run(["source", "freshness"], reuse=True)
     results = _freshness_results(artefacts, since=started)
     summary.freshness = {name: status for name, status, _ in results}
     for name, status, detail in results:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -27,6 +27,7 @@ HANDLED = (signal.SIGTERM, signal.SIGINT)
 TERMINAL_GRACE_SECONDS = 2.0
 # How long a child may take to stop after SIGINT before it is killed.
 STOP_GRACE_SECONDS = 30.0
+POLL_SECONDS = 0.2
 
 
 class Interrupted(PmcostError):
@@ -96,15 +97,18 @@ class SignalGuard:
         """Run a child to completion; on a signal stop it, wait for it, raise `Interrupted`."""
         self.check()
         child = subprocess.Popen(list(command), **popen)
+        return self.supervise(child, lambda: _exit_code_within(child, POLL_SECONDS))
+
+    def supervise(self, child: subprocess.Popen[Any], answer: Callable[[], int | None]) -> int:
+        """Wait for `answer()` (an exit code, or None after waiting up to POLL_SECONDS) while
+        `child` works on it; on a signal stop the child as run() does, then raise."""
         self._child = child
         forwarded_at: float | None = None
         try:
             while True:
-                try:
-                    code = child.wait(timeout=0.2)
+                code = answer()
+                if code is not None:
                     break
-                except subprocess.TimeoutExpired:
-                    pass
                 if self.received is None:
                     continue
                 now = time.monotonic()
@@ -120,6 +124,13 @@ class SignalGuard:
             self._child = None
         self.check()
         return code
+
+
+def _exit_code_within(child: subprocess.Popen[Any], seconds: float) -> int | None:
+    try:
+        return child.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def child_processes(pid: int) -> list[tuple[int, str]]:

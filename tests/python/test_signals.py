@@ -33,6 +33,22 @@ def _wait_for_child(parent: subprocess.Popen[str], needle: str, timeout: float) 
     raise AssertionError(f"no child running {needle!r} after {timeout}s")
 
 
+def _wait_for_models(database: Database, parent: subprocess.Popen[str], timeout: float) -> None:
+    """Until dbt has sent a model's SQL (its query comments name the node)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        building = database.query(
+            "select count(*) from pg_stat_activity where datname = current_database() "
+            "and query like %s",
+            ('%"node_id": "model.pmcost.%',),
+        )
+        if building[0][0]:
+            return
+        assert parent.poll() is None, parent.communicate()
+        time.sleep(0.1)
+    raise AssertionError(f"dbt built no model within {timeout}s")
+
+
 def _start(database: Database, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [str(BIN / "pmcost"), *args],
@@ -52,8 +68,9 @@ def test_sigterm_to_refresh_stops_dbt_keeps_the_lock_until_then_publishes_nothin
     built.query("update vps_instances set approximate_cost = 650 returning 1")
     refresh = _start(built, "refresh", "--target", "postgres", "--as-of", ANCHOR.isoformat())
     try:
-        dbt = _wait_for_child(refresh, " build ", timeout=60)
-        time.sleep(3)  # inside the build
+        dbt = _wait_for_child(refresh, "pmcost.dbt_worker", timeout=60)  # the refresh's dbt
+        _wait_for_models(built, refresh, timeout=60)
+        time.sleep(1)  # inside the build
         os.kill(refresh.pid, signal.SIGTERM)  # the parent only, as `kill PID` does
         time.sleep(0.5)
         if is_alive(dbt):  # dbt still stopping: the refresh lock must still be held

@@ -1,0 +1,80 @@
+"""One dbt process for all the dbt steps of a refresh (`python -m pmcost.dbt_worker`).
+
+Each `dbt` command costs about 3.5 s of Python imports and 1.5-3 s of loading the parsed
+project before it runs anything. A refresh has three (source freshness, build, docs). This
+worker imports dbt once and runs each command through dbt's Python API (dbtRunner); source
+freshness and build, which have the same --vars, share one parsed manifest. dbt prints as
+it always does, to the worker's stdout and stderr (the parent's own).
+
+Protocol, one JSON line each way: the parent writes {"args": [...], "reuse": KEY or null} to
+stdin; the worker answers {"exit_code": N} on the file descriptor named by
+PMCOST_DBT_RESULTS_FD (0 ok, 1 a node failed, 2 dbt could not run, as the dbt command). With
+`reuse`, the manifest parsed for KEY serves the command, parsed first if it is not yet.
+SIGINT stops the running command as it stops dbt (dbt cancels its queries) and then the
+worker; end of input ends the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+RESULTS_FD_VARIABLE = "PMCOST_DBT_RESULTS_FD"
+# options that shape the parse; the rest of a command's options do not
+PARSE_OPTIONS = ("--target", "--vars", "--profile", "--project-dir", "--profiles-dir")
+
+
+def parse_args(args: list[str]) -> list[str]:
+    """The `dbt parse` command line for a command's own parse-shaping options."""
+    chosen: list[str] = ["parse"]
+    for index, arg in enumerate(args[:-1]):
+        if arg in PARSE_OPTIONS:
+            chosen += [arg, args[index + 1]]
+    return chosen
+
+
+def exit_code(success: bool, exception: BaseException | None) -> int:
+    if success:
+        return 0
+    if isinstance(exception, KeyboardInterrupt):
+        return 130
+    return 1 if exception is None else 2
+
+
+def serve() -> int:
+    from dbt.cli.exceptions import DbtUsageException
+    from dbt.cli.main import dbtRunner
+    from dbt.contracts.graph.manifest import Manifest
+
+    answers = os.fdopen(int(os.environ[RESULTS_FD_VARIABLE]), "w", buffering=1)
+    manifests: dict[str, Manifest] = {}
+    try:
+        for line in sys.stdin:
+            request: dict[str, Any] = json.loads(line)
+            args: list[str] = list(request["args"])
+            key = request.get("reuse")
+            manifest = manifests.get(key) if key else None
+            if key and manifest is None:
+                parsed = dbtRunner().invoke(parse_args(args))
+                if not parsed.success or not isinstance(parsed.result, Manifest):
+                    code = exit_code(parsed.success, parsed.exception)
+                    answers.write(json.dumps({"exit_code": code or 2}) + "\n")
+                    continue
+                manifest = manifests[key] = parsed.result
+            outcome = dbtRunner(manifest=manifest).invoke(args)
+            if isinstance(outcome.exception, DbtUsageException):
+                # the dbt command prints its usage errors itself; dbtRunner returns them
+                print(f"dbt: {outcome.exception}", file=sys.stderr, flush=True)
+            code = exit_code(outcome.success, outcome.exception)
+            answers.write(json.dumps({"exit_code": code}) + "\n")
+            if code == 130:
+                return 130
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve())
