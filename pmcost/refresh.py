@@ -131,6 +131,7 @@ def refresh(
     ddl_options: ddl.RunOptions | None = None,
     accept_changes: bool = False,
     skip_freshness: bool = False,
+    docs: bool = True,
     say: ddl.Say = print,
 ) -> Summary:
     """Raise PmcostError on any failure; return normally only when the run was published.
@@ -162,6 +163,7 @@ def refresh(
                 ddl_options=ddl_options,
                 accept_changes=accept_changes,
                 skip_freshness=skip_freshness,
+                docs=docs,
                 artefacts=artefacts,
                 say=say,
             )
@@ -193,6 +195,7 @@ def _refresh(
     ddl_options: ddl.RunOptions | None,
     accept_changes: bool,
     skip_freshness: bool,
+    docs: bool,
     artefacts: Path,
     say: ddl.Say,
 ) -> None:
@@ -254,6 +257,8 @@ def _refresh(
                 summary.guards = published.guard_report()
                 summary.tables = dict(published.figures.rows)  # the candidate's rows, now live
 
+            if not docs:
+                return
             with _step(summary, "docs"):
                 # the docs describe what readers now see: the published schema's relations;
                 # lineage, descriptions and the catalog, without compiling every node again
