@@ -189,7 +189,13 @@ def cmd_dbt(args: argparse.Namespace) -> int:
         "debug",
         "init",
     )
-    code = dbt_runner.run(dbt_args, target, as_of=args.as_of, with_vars=not passthrough)
+    code = dbt_runner.run(
+        dbt_args,
+        target,
+        as_of=args.as_of,
+        history_start=args.history_start,
+        with_vars=not passthrough,
+    )
     if code == 0 and dbt_args[0] in ("build", "run"):
         print(
             "pmcost: built into the candidate schema; readers see it after `pmcost publish` "
@@ -483,6 +489,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_target(dbt_parser)
     dbt_parser.add_argument("--as-of", type=_iso_date, help="as-of date for this run")
+    dbt_parser.add_argument(
+        "--history-start",
+        type=_iso_date,
+        help="first day the daily models rebuild (a backfill; default: the lookback window)",
+    )
     dbt_parser.add_argument("dbt_args", nargs=argparse.REMAINDER, help="arguments for dbt")
     dbt_parser.set_defaults(func=cmd_dbt)
 

@@ -176,6 +176,28 @@ def test_refresh_backfills_a_range_from_the_command_line(history: Database) -> N
     assert "--history-start is after the as-of date" in wrong.stderr
 
 
+def test_pmcost_dbt_takes_a_history_start_as_refresh_does(history: Database) -> None:
+    start = DAY1 - timedelta(days=6)
+    result = history.pmcost(
+        "dbt",
+        "--as-of",
+        DAY1.isoformat(),
+        "--history-start",
+        start.isoformat(),
+        "--",
+        "run",
+        "--select",
+        "tag:daily",
+        "--full-refresh",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    candidate = FACT.replace("analytics.", "analytics_candidate.", 1)
+    days = history.query(
+        f"select min(economics_date), count(distinct economics_date) from {candidate}"
+    )
+    assert days == [(start, 7)]
+
+
 def test_price_list_edit_moves_day_two_cost_not_day_one(history: Database, tmp_path: Path) -> None:
     """Finance edits a price list row in place (seed CSV) after day 1: the snapshot keeps the
     old price for day 1, which the day-2 run recomputes inside its lookback."""
