@@ -2,7 +2,9 @@
 
 The schema is the one SPEC.md gives (no `approximate_cost` columns, no foreign keys, as a
 warehouse copy would be), filled through COPY so 10,000 tenants with about a million
-billing_analytics rows load in seconds. The same (tenants, seed, anchor date) always gives the
+billing_analytics rows load in seconds. The usage rows (about 100 per tenant) stream into their
+COPY as they are generated, so memory stays bounded at any size; the other tables' rows (about
+ten per tenant) are kept until the end. The same (tenants, seed, anchor date) always gives the
 same rows. The data is deliberately messy: canceled and trialing subscriptions, terminated VPS,
 retired IPs, a shared VPS pool with no tenant, unassigned IPs, failed and refunded payments,
 tenants with two active subscriptions, tenants with no usage and statuses in odd case.
@@ -19,7 +21,8 @@ import calendar
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -160,8 +163,15 @@ def _pick(rng: random.Random, values: Sequence[str], weights: Sequence[int]) -> 
 class _Generator:
     """Builds every table's rows from one seeded random stream, in a fixed order."""
 
-    def __init__(self, tenants: int, seed: int, anchor: date) -> None:
+    def __init__(
+        self,
+        tenants: int,
+        seed: int,
+        anchor: date,
+        usage: Callable[[tuple[object, ...]], None] | None = None,
+    ) -> None:
         self.tenants = tenants
+        self.usage = usage  # where billing_analytics rows go; None: kept with the others
         self.rng = random.Random(seed)
         self.anchor = anchor
         # the moment the copy was taken: every load time is at or before it
@@ -352,11 +362,12 @@ class _Generator:
         day = first_day
         created_base = datetime(first_day.year, first_day.month, first_day.day, 23, 30, tzinfo=UTC)
         offset = 0
+        keep = self.usage or rows["billing_analytics"].append
         while day <= last_day:
             sent = max(0, int(scale * rng.uniform(0.5, 1.5))) if rng.random() >= 0.05 else 0
             bounced = int(sent * rng.uniform(0.0, 0.04))
             delivered: int | None = sent - bounced if rng.random() >= 0.02 else None
-            rows["billing_analytics"].append(
+            keep(
                 (
                     self.new_id(),
                     sub_id,
@@ -419,12 +430,18 @@ def create_schema(conn: psycopg.Connection, schema: str) -> None:
         )
 
 
-def copy_rows(
-    conn: psycopg.Connection, schema: str, table: str, rows: Iterable[tuple[object, ...]]
-) -> None:
+@contextmanager
+def _copy(conn: psycopg.Connection, schema: str, table: str) -> Iterator[psycopg.Copy]:
     columns = sql.SQL(", ").join(sql.Identifier(name) for name, _ in APP_TABLES[table])
     statement = sql.SQL("copy {} ({}) from stdin").format(_qualified(schema, table), columns)
     with conn.cursor() as cur, cur.copy(statement) as copy:
+        yield copy
+
+
+def copy_rows(
+    conn: psycopg.Connection, schema: str, table: str, rows: Iterable[tuple[object, ...]]
+) -> None:
+    with _copy(conn, schema, table) as copy:
         for row in rows:
             copy.write_row(row)
 
@@ -442,13 +459,24 @@ def load(
     if tenants < 1:
         raise UsageError(f"--tenants must be at least 1, got {tenants}")
     started = time.perf_counter()
-    rows = _Generator(tenants, seed, anchor).build()
+    counts: dict[str, int] = {}
     with conn.transaction():
         create_schema(conn, schema)
+        with _copy(conn, schema, "billing_analytics") as copy:
+            usage_rows = 0
+
+            def stream(row: tuple[object, ...]) -> None:
+                nonlocal usage_rows
+                copy.write_row(row)
+                usage_rows += 1
+
+            rows = _Generator(tenants, seed, anchor, usage=stream).build()
         for table, table_rows in rows.items():
-            copy_rows(conn, schema, table, table_rows)
+            if table != "billing_analytics":
+                copy_rows(conn, schema, table, table_rows)
+            counts[table] = usage_rows if table == "billing_analytics" else len(table_rows)
             if progress:
-                progress(f"  {schema}.{table}: {len(table_rows):,} rows")
+                progress(f"  {schema}.{table}: {counts[table]:,} rows")
     created = access.ensure_group_roles(conn)
     access.grant_application_columns(
         conn,
@@ -463,6 +491,6 @@ def load(
         tenants=tenants,
         seed=seed,
         anchor_date=anchor,
-        rows={table: len(table_rows) for table, table_rows in rows.items()},
+        rows=counts,
         seconds=time.perf_counter() - started,
     )
