@@ -418,7 +418,7 @@ GUARD_FLOOR_S = 0.25  # below this (at the larger size) a model's time is fixed 
 
 
 def scaling(
-    sizes: list[int], *, seconds: float = 5.0, say: Say = print
+    sizes: list[int], *, seconds: float = 5.0, history: bool = True, say: Say = print
 ) -> tuple[dict[str, object], list[str]]:
     """Per size: the whole `pmcost refresh`, each model's time per 1,000 tenants, the mart
     models against the hand-written limit, and the health-check query at 100 clients on
@@ -437,8 +437,9 @@ def scaling(
             mart_models_s = sum(models.get(name, 0.0) for name in bench.models_upstream_of(MARTS))
             say("  the hand-written limit ...")
             limit_s = bench.limit()
-            say("  the daily models: full history against one incremental day ...")
-            bench.incremental_vs_full()
+            if history:
+                say("  the daily models: full history against one incremental day ...")
+                bench.incremental_vs_full()
             say("  the health-check query at 100 clients, on the marts and on the limit ...")
             health = {
                 schema: bench.latency(
@@ -457,9 +458,9 @@ def scaling(
                 "mart_models_target_s": 2 * limit_s,
                 "limit_s": limit_s,
                 "health_check_p95_ms": {k: v["p95_ms"] for k, v in health.items()},
-                "daily_full_history_s": bench.figures["daily_full_history_s"],
-                "daily_incremental_s": bench.figures["daily_incremental_s"],
-                "incremental_vs_full": bench.figures["incremental_vs_full"],
+                "daily_full_history_s": bench.figures.get("daily_full_history_s"),
+                "daily_incremental_s": bench.figures.get("daily_incremental_s"),
+                "incremental_vs_full": bench.figures.get("incremental_vs_full"),
                 "models_s": models,
             }
         finally:
@@ -495,11 +496,16 @@ def _print_scaling(results: dict[str, dict[str, object]], say: Say) -> list[str]
         )
     p95 = [size["health_check_p95_ms"] for size in sizes]
     row("  marts / limit tables", [f"{p['analytics'] / p['bench_limit']:.2f}x" for p in p95])  # type: ignore[index]
-    row("daily models, full history (s)", [f"{size['daily_full_history_s']:.1f}" for size in sizes])
-    row("daily models, one day (s)", [f"{size['daily_incremental_s']:.1f}" for size in sizes])
+
+    def figure(size: dict[str, object], key: str, shown: str) -> str:
+        value = size.get(key)
+        return "not run" if value is None else format(value, shown)
+
+    row("daily models, full history (s)", [figure(s, "daily_full_history_s", ".1f") for s in sizes])
+    row("daily models, one day (s)", [figure(s, "daily_incremental_s", ".1f") for s in sizes])
     row(
         "  incremental / full, wall (target <= 10%)",
-        [f"{size['incremental_vs_full']:.0%}" for size in sizes],
+        [figure(s, "incremental_vs_full", ".0%") for s in sizes],
     )
     say("")
     say("  each model, seconds per 1,000 tenants (and growth per tenant from the size before):")
