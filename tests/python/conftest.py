@@ -36,6 +36,7 @@ from psycopg import sql
 
 from pmcost import ddl, demo_data, publish
 from pmcost.dbt import day_environment
+from pmcost.dbt_worker import exit_code, parse_args
 from pmcost.server import EmbeddedServer, ServerInfo
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -118,7 +119,7 @@ class InProcessDbt:
         try:
             manifest = self.manifests.get(manifest_key) if manifest_key else None
             if manifest_key and manifest is None:
-                parsed = dbtRunner(callbacks=[collect]).invoke(["parse", *args[1:]])
+                parsed = dbtRunner(callbacks=[collect]).invoke(parse_args(args))
                 if parsed.success and isinstance(parsed.result, Manifest):
                     manifest = self.manifests[manifest_key] = _pickled_manifest(parsed.result)
                 lines.clear()
@@ -132,7 +133,7 @@ class InProcessDbt:
             os.chdir(saved_cwd)
         if outcome.exception is not None:
             lines.append(str(outcome.exception))
-        code = 0 if outcome.success else (1 if outcome.exception is None else 2)
+        code = exit_code(outcome.success, outcome.exception)
         return subprocess.CompletedProcess(["dbt", *args], code, "\n".join(lines) + "\n", "")
 
 
