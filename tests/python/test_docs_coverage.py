@@ -7,7 +7,9 @@ catalog.json of a docs build), so there is no hand-kept list that could drift:
 - dbt-coverage: every column of every model, seed, snapshot (dbt's meta-columns included)
   and source described, 100%;
 - by hand, what neither tool checks: source table descriptions and the project's
-  primary-key rule (unique + not_null on one column, or unique_combination_of_columns).
+  primary-key rule (unique + not_null on one column, or unique_combination_of_columns; or,
+  for a model whose key is its source's, meta.primary_key_tested_on naming that source column,
+  which must have both).
 """
 
 from __future__ import annotations
@@ -113,6 +115,8 @@ def test_every_model_has_a_primary_key_test(artefacts) -> None:
     for test in _project_nodes(manifest, "test"):
         metadata = test.get("test_metadata") or {}
         model = test.get("attached_node") or ""
+        if not model:  # a test on a source column names the source among its dependencies
+            model = next((n for n in test["depends_on"]["nodes"] if n.startswith("source.")), "")
         column = test.get("column_name") or ""
         if metadata.get("name") == "unique_combination_of_columns":
             keyed.add(model)
@@ -121,5 +125,18 @@ def test_every_model_has_a_primary_key_test(artefacts) -> None:
         elif metadata.get("name") == "not_null":
             not_null.add((model, column))
     keyed |= {model for model, column in unique & not_null}
+    # a model whose key is its source's key, renamed, names the source column it is tested on
+    source_keys = {
+        f"source {source['source_name']}.{source['name']}.{column}": source["unique_id"]
+        for source in manifest["sources"].values()
+        for column in source["columns"]
+    }
+    for node in _project_nodes(manifest, "model"):
+        named = (node["config"].get("meta") or {}).get("primary_key_tested_on")
+        if named:
+            source_id = source_keys[named]
+            column = named.rsplit(".", 1)[1]
+            assert (source_id, column) in unique & not_null, f"{named} lacks unique + not_null"
+            keyed.add(node["unique_id"])
     models = {node["unique_id"] for node in _project_nodes(manifest, "model")}
     assert sorted(models - keyed) == []

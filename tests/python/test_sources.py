@@ -33,6 +33,25 @@ CASES: dict[str, Case] = {
         "unique_stg_app__companies_tenant_id",
         fails=True,
     ),
+    # the database's own key answers these two tests while it exists; without it they scan
+    "duplicate_billing_id": Case(
+        (
+            "alter table billing_analytics drop constraint billing_analytics_pkey",
+            "insert into billing_analytics select * from billing_analytics order by id limit 1",
+        ),
+        "source_unique_app_billing_analytics_id",
+        fails=True,
+    ),
+    "billing_row_without_id": Case(
+        (
+            "alter table billing_analytics drop constraint billing_analytics_pkey",
+            "alter table billing_analytics alter column id drop not null",
+            "update billing_analytics set id = null "
+            "where id = (select id from billing_analytics order by id limit 1)",
+        ),
+        "source_not_null_app_billing_analytics_id",
+        fails=True,
+    ),
     "unknown_subscription_status": Case(
         (f"update subscriptions set status = 'frozen' where id = {ONE_ACTIVE_SUB}",),
         "subscription_status_unknown",
