@@ -2,8 +2,9 @@
 -- of this run's window (history_start_date() to the as-of date).
 -- A day's window: period_start between the day minus 30 days and the day, both included.
 -- Counts every subscription of the tenant (a plan change mid-window keeps its emails).
--- Reads only the billing rows the window's days need, summed per tenant and day first, then
--- one running 30-day sum per tenant (linear in tenants x days read).
+-- Linear in the billing rows read, with no sort of them: the first day's window is one sum
+-- per tenant, and each later day adds the emails of the day that enters its window and
+-- takes off those of the day that leaves it (a running sum over a few rows per tenant).
 {{ config(tags=['daily']) }}
 
 with
@@ -16,10 +17,19 @@ subscriptions as (
     select * from {{ ref('stg_app__subscriptions') }}
 ),
 
-tenant_daily_emails as (
+-- the rows some window of the run reads, summed per tenant and day; the days that only
+-- ever count in full (inside the first day's window and still inside the last one's) are
+-- one bucket on the first day
+tenant_day_emails as (
     select
         subscriptions.tenant_id,
-        billing_analytics.period_start_date,
+        case
+            when
+                billing_analytics.period_start_date <= {{ history_start_date() }}
+                and billing_analytics.period_start_date > {{ as_of_date() }} - 31
+                then {{ history_start_date() }}
+            else billing_analytics.period_start_date
+        end as bucket_date,
         sum(billing_analytics.emails_sent) as emails_sent
     from billing_analytics
     inner join subscriptions
@@ -27,54 +37,56 @@ tenant_daily_emails as (
     where
         billing_analytics.period_start_date
         between {{ history_start_date() }} - 30 and {{ as_of_date() }}
-    group by subscriptions.tenant_id, billing_analytics.period_start_date
+    group by subscriptions.tenant_id, bucket_date
 ),
 
--- every day of the run's window, for each tenant read, so a day without a billing row of
--- its own still gets its window
-window_days as (
+-- each day's change to the window: + on the day a row enters (the first day for the rows
+-- already inside), - on the day it leaves (31 days after its own)
+window_changes as (
+    select
+        tenant_id,
+        greatest(bucket_date, {{ history_start_date() }}) as economics_date,
+        emails_sent as emails_change
+    from tenant_day_emails
+    union all
+    select
+        tenant_id,
+        bucket_date + 31 as economics_date,
+        -emails_sent as emails_change
+    from tenant_day_emails
+    where bucket_date + 31 <= {{ as_of_date() }}
+    union all
+    -- every day of the run's window for each tenant read, so a day without a change of its
+    -- own still gets its window
     select
         tenants.tenant_id,
-        cast(run_days.economics_day as date) as period_start_date,
-        0 as emails_sent
-    from (select distinct tenant_id from tenant_daily_emails) as tenants
+        cast(run_days.economics_day as date) as economics_date,
+        0 as emails_change
+    from (select distinct tenant_day_emails.tenant_id from tenant_day_emails) as tenants
     cross join
         generate_series({{ history_start_date() }}, {{ as_of_date() }}, interval '1 day')
             as run_days (economics_day)
 ),
 
-windowed as (
+daily_changes as (
     select
         tenant_id,
-        period_start_date,
-        sum(emails_sent) over (
-            partition by tenant_id
-            order by period_start_date
-            range between interval '30 days' preceding and current row
-        ) as emails_sent_last_30_days
-    from (
-        select
-            tenant_id,
-            period_start_date,
-            emails_sent
-        from tenant_daily_emails
-        union all
-        select
-            tenant_id,
-            period_start_date,
-            emails_sent
-        from window_days
-    ) as emails
+        economics_date,
+        sum(emails_change) as emails_change
+    from window_changes
+    group by tenant_id, economics_date
 ),
 
 final as (
     select
         tenant_id,
-        period_start_date as economics_date,
-        coalesce(max(emails_sent_last_30_days), 0) as emails_sent_last_30_days
-    from windowed
-    where period_start_date between {{ history_start_date() }} and {{ as_of_date() }}
-    group by tenant_id, period_start_date
+        economics_date,
+        sum(emails_change) over (
+            partition by tenant_id
+            order by economics_date
+            rows between unbounded preceding and current row
+        ) as emails_sent_last_30_days
+    from daily_changes
 )
 
 select * from final
