@@ -161,6 +161,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         ddl_options=_ddl_options(args),
         accept_changes=args.accept_changes,
         skip_freshness=args.skip_freshness,
+        all_unit_tests=args.all_unit_tests,
     )
     print("refresh: OK (published)")
     return 0
@@ -467,6 +468,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not run `dbt source freshness` first (a stale feed then no longer stops the "
         "refresh); for a run an operator has decided to publish anyway",
+    )
+    refresh_parser.add_argument(
+        "--all-unit-tests",
+        action="store_true",
+        help="run dbt's unit tests even when the code is unchanged since they last passed "
+        "(by default a refresh runs them only after a change to the project, dbt or PostgreSQL)",
     )
     refresh_parser.set_defaults(func=cmd_refresh)
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import select
@@ -10,8 +11,11 @@ import shutil
 import subprocess
 import sys
 from datetime import date
+from importlib import metadata
 from pathlib import Path
 from types import TracebackType
+
+import yaml
 
 from pmcost.dbt_worker import RESULTS_FD_VARIABLE
 from pmcost.errors import PmcostError
@@ -67,6 +71,39 @@ def day_environment(as_of: date | None, history_start: date | None = None) -> di
         "PMCOST_AS_OF_DATE": as_of.isoformat() if as_of else "",
         "PMCOST_HISTORY_START": history_start.isoformat() if history_start else "",
     }
+
+
+# dbt_project.yml keys naming the folders whose files make up the project's code
+CODE_PATH_KEYS = (
+    "model-paths",
+    "macro-paths",
+    "seed-paths",
+    "snapshot-paths",
+    "test-paths",
+    "analysis-paths",
+)
+
+
+def code_fingerprint(server_version: int) -> str:
+    """SHA-256 of everything a unit test's outcome depends on: dbt_project.yml and every file
+    under the project's model, macro, seed, snapshot, test and analysis paths (names and
+    contents), the dbt-core and dbt-postgres versions, and the PostgreSQL server version.
+    Not the data: unit tests read only their fixtures."""
+    project = project_dir()
+    config_file = project / "dbt_project.yml"
+    config = yaml.safe_load(config_file.read_text()) or {}
+    digest = hashlib.sha256()
+    for package in ("dbt-core", "dbt-postgres"):
+        digest.update(f"{package}=={metadata.version(package)}\n".encode())
+    digest.update(f"server {server_version}\n".encode())
+    files = {config_file}
+    for key in CODE_PATH_KEYS:
+        for folder in config.get(key) or []:
+            files.update(path for path in (project / folder).rglob("*") if path.is_file())
+    for path in sorted(files):
+        digest.update(f"{path.relative_to(project).as_posix()}\n".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def dbt_executable() -> str:

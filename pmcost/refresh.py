@@ -28,6 +28,8 @@ from pmcost.errors import PmcostError, UsageError
 from pmcost.settings import Target
 from pmcost.signals import SignalGuard
 
+# the code fingerprint whose unit tests last passed, per target (pmcost.dbt.code_fingerprint)
+UNIT_TESTED_FILE = "unit_tested.json"
 REFRESH_LOCK = (1886221, 2)  # (pmcost, refresh); see pmcost.ddl.ADVISORY_LOCK
 EXIT_CODES = {
     0: "published: every model and test passed, the guards held, the new tables are live",
@@ -59,6 +61,7 @@ class Summary:
     failures: list[str] = field(default_factory=list)
     guards: dict[str, object] = field(default_factory=dict)
     freshness: dict[str, str] = field(default_factory=dict)
+    unit_tests: str = "not run"
     invocation_id: str | None = None
     run_results: str | None = None
 
@@ -131,6 +134,7 @@ def refresh(
     ddl_options: ddl.RunOptions | None = None,
     accept_changes: bool = False,
     skip_freshness: bool = False,
+    all_unit_tests: bool = False,
     docs: bool = True,
     say: ddl.Say = print,
 ) -> Summary:
@@ -163,6 +167,7 @@ def refresh(
                 ddl_options=ddl_options,
                 accept_changes=accept_changes,
                 skip_freshness=skip_freshness,
+                all_unit_tests=all_unit_tests,
                 docs=docs,
                 artefacts=artefacts,
                 say=say,
@@ -195,6 +200,7 @@ def _refresh(
     ddl_options: ddl.RunOptions | None,
     accept_changes: bool,
     skip_freshness: bool,
+    all_unit_tests: bool,
     docs: bool,
     artefacts: Path,
     say: ddl.Say,
@@ -229,11 +235,25 @@ def _refresh(
                     say("  nothing to do: columns, constraints and indexes already in place")
             guard.check()
 
+            fingerprint = dbt_runner.code_fingerprint(conn.info.server_version)
+            unit_tests = all_unit_tests or _unit_tests_needed(artefacts, target, fingerprint)
+            if unit_tests:
+                summary.unit_tests = "ran"
+            else:
+                summary.unit_tests = "skipped: the code is unchanged since they last passed"
+                say(
+                    "unit tests: skipped, the project's code, dbt and PostgreSQL are unchanged "
+                    "since they last passed (--all-unit-tests runs them anyway)"
+                )
             with _step(summary, "build"):
                 build_started = time.time()
                 build_args = ["build"] + (["--full-refresh"] if full_refresh else [])
+                if not unit_tests:
+                    build_args += ["--exclude-resource-type", "unit_test"]
                 code = session.run(build_args, reuse=True)
             report = _keep_run_results(artefacts, summary, since=build_started)
+            if code == 0 and unit_tests:
+                _record_unit_tested(artefacts, target, fingerprint)
             if code != 0:
                 failed = report.failures if report else []
                 summary.failures = failed
@@ -351,6 +371,30 @@ def _keep_run_results(
     summary.tests = report.tests()
     summary.run_results = str(source)
     return report
+
+
+def _unit_tests_needed(artefacts: Path, target: Target, fingerprint: str) -> bool:
+    """Unit tests read only their fixtures, so they give the same answer until the code
+    changes: a refresh runs them when the code fingerprint differs from the one they last
+    passed with on this target (or none is recorded)."""
+    try:
+        recorded = json.loads((artefacts / "refresh" / UNIT_TESTED_FILE).read_text())
+    except (OSError, ValueError):
+        return True
+    return not isinstance(recorded, dict) or recorded.get(target.name) != fingerprint
+
+
+def _record_unit_tested(artefacts: Path, target: Target, fingerprint: str) -> None:
+    path = artefacts / "refresh" / UNIT_TESTED_FILE
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        recorded = {}
+    if not isinstance(recorded, dict):
+        recorded = {}
+    recorded[target.name] = fingerprint
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
 
 
 def _swap_partial_parse(artefacts: Path, kind: str) -> None:

@@ -230,6 +230,20 @@ def test_a_successful_refresh_switches_every_table_and_keeps_the_build_results(
     assert runs[0][0] == report["invocation_id"]
     assert int(runs[0][1]) == report["tables"]["executive_business_summary"]
 
+    # the first build from this folder ran the unit tests; with the code unchanged since they
+    # passed, the next refresh leaves them out and still runs every data test
+    assert report["unit_tests"] == "ran"
+    assert any(r["unique_id"].startswith("unit_test.") for r in run_results["results"])
+    again = refresh(built, as_of=ANCHOR + timedelta(days=1))
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr
+    assert "unit tests: skipped" in again.stdout
+    assert summary(built)["unit_tests"].startswith("skipped")
+    rerun = json.loads((target / "refresh" / "build_run_results.json").read_text())["results"]
+    assert not any(r["unique_id"].startswith("unit_test.") for r in rerun)
+    assert sum(r["unique_id"].startswith("test.") for r in rerun) == sum(
+        r["unique_id"].startswith("test.") for r in run_results["results"]
+    )
+
 
 def test_publish_refuses_a_partial_or_stale_build(built: Database) -> None:
     before = fingerprint(built)

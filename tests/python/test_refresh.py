@@ -8,7 +8,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .conftest import ANCHOR, BIN, PROJECT, Database
+import pytest
+
+from pmcost.dbt import code_fingerprint
+
+from .conftest import ANCHOR, BIN, PROJECT, Database, project_copy
 
 
 def test_refresh_on_an_existing_postgres_builds_marts_and_docs(database: Database) -> None:
@@ -158,3 +162,23 @@ def test_build_command_end_to_end_twice(database: Database) -> None:
             [str(BIN / "pmcost"), "down"], env=env, cwd=PROJECT, check=False, capture_output=True
         )
         shutil.rmtree(state, ignore_errors=True)
+
+
+def test_the_code_fingerprint_follows_the_project_code_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What decides whether a refresh runs the unit tests: the project's dbt files and the
+    versions, not the rest of the repository."""
+    project = project_copy(tmp_path)
+    monkeypatch.setenv("PMCOST_PROJECT_DIR", str(project))
+    first = code_fingerprint(180000)
+    assert code_fingerprint(180000) == first
+    (project / "README.md").write_text("edited")
+    assert code_fingerprint(180000) == first
+    assert code_fingerprint(170000) != first  # another PostgreSQL
+    model = project / "models" / "marts" / "finance" / "business_cost_allocation.sql"
+    model.write_text(model.read_text() + "\n")
+    changed = code_fingerprint(180000)
+    assert changed != first
+    (project / "macros" / "scratch.sql").write_text("{% macro scratch() %}{% endmacro %}")
+    assert code_fingerprint(180000) != changed
