@@ -1,8 +1,10 @@
 -- Grain: one row per tenant owning at least one cost-bearing resource (active VPS, or SMTP IP
 -- in active, warmed or warming on one of its VPS), and day of this run's window
--- (history_start_date() to the as-of date). Each resource's cost interval is expanded to the
--- days of the window it covers and summed per tenant before any join to subscriptions, so
--- a VPS is counted once however many IPs, subscriptions or billing rows its tenant has.
+-- (history_start_date() to the as-of date). The resources' cost intervals are clipped to the
+-- window and summed per tenant and clipped interval first (a tenant's resources mostly share
+-- their interval bounds), then expanded to the days they cover and summed per tenant and day,
+-- all before any join to subscriptions: a VPS is counted once however many IPs,
+-- subscriptions or billing rows its tenant has.
 {{ config(tags=['daily']) }}
 
 with
@@ -11,32 +13,41 @@ resource_costs as (
     select * from {{ ref('int_resource_cost_intervals') }}
 ),
 
-resource_days as (
+run_days as (
+    select cast(run_day as date) as economics_date
+    from
+        generate_series({{ history_start_date() }}, {{ as_of_date() }}, interval '1 day')
+            as run_days (run_day)
+),
+
+tenant_intervals as (
     select
-        resource_costs.tenant_id,
-        cast(run_days.economics_day as date) as economics_date,
-        resource_costs.resource_type,
-        resource_costs.monthly_cost
+        tenant_id,
+        greatest(valid_from_date, {{ history_start_date() }}) as first_date,
+        least(valid_to_date, {{ as_of_date() }} + 1) as end_date,
+        count(*) filter (where resource_type = 'vps') as vps_count,
+        sum(monthly_cost) filter (where resource_type = 'vps') as vps_cost,
+        count(*) filter (where resource_type = 'smtp_ip') as ip_count,
+        sum(monthly_cost) filter (where resource_type = 'smtp_ip') as ip_cost
     from resource_costs
-    cross join
-        lateral
-        {{ window_days('resource_costs.valid_from_date', 'resource_costs.valid_to_date') }}
-            as run_days (economics_day)
-    where resource_costs.tenant_id is not null
+    where tenant_id is not null and {{ overlaps_run_window() }}
+    group by tenant_id, first_date, end_date
 ),
 
 final as (
     select
-        tenant_id,
-        economics_date,
-        count(*) filter (where resource_type = 'vps') as active_vps_count,
-        coalesce(sum(monthly_cost) filter (where resource_type = 'vps'), 0.00)
-            as infrastructure_cost,
-        count(*) filter (where resource_type = 'smtp_ip') as billable_ip_count,
-        coalesce(sum(monthly_cost) filter (where resource_type = 'smtp_ip'), 0.00)
-            as email_service_cost
-    from resource_days
-    group by tenant_id, economics_date
+        tenant_intervals.tenant_id,
+        run_days.economics_date,
+        cast(sum(tenant_intervals.vps_count) as bigint) as active_vps_count,
+        coalesce(sum(tenant_intervals.vps_cost), 0.00) as infrastructure_cost,
+        cast(sum(tenant_intervals.ip_count) as bigint) as billable_ip_count,
+        coalesce(sum(tenant_intervals.ip_cost), 0.00) as email_service_cost
+    from tenant_intervals
+    inner join run_days
+        on
+            tenant_intervals.first_date <= run_days.economics_date
+            and tenant_intervals.end_date > run_days.economics_date
+    group by tenant_intervals.tenant_id, run_days.economics_date
 )
 
 select * from final
