@@ -35,8 +35,9 @@ import pytest
 from psycopg import sql
 
 from pmcost import ddl, demo_data, publish
-from pmcost.dbt import day_environment
+from pmcost.dbt import code_fingerprint, day_environment
 from pmcost.dbt_worker import exit_code, parse_args
+from pmcost.refresh import UNIT_TESTED_FILE
 from pmcost.server import EmbeddedServer, ServerInfo
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -58,6 +59,9 @@ class ParseCache:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        # the code fingerprint whose unit tests passed in this session's template build: each
+        # test folder starts with it recorded, as a checkout that has run them once would
+        self.unit_tested: str | None = None
 
     def _kept(self, database: str, variables: dict[str, object]) -> Path:
         key = json.dumps([database, variables], sort_keys=True)
@@ -301,11 +305,16 @@ class Database:
         as_of: date | None = ANCHOR,
         history_start: date | None = None,
         extra_vars: dict[str, object] | None = None,
+        unit_tests: bool = False,
     ) -> subprocess.CompletedProcess[str]:
-        """`dbt build` (into the candidate schema), then publish: what readers see after it."""
+        """`dbt build` (into the candidate schema), then publish: what readers see after it.
+        Unit tests read only their fixtures: the session's template build runs them, the
+        others leave them out unless asked."""
+        skipped = [] if unit_tests else ["--exclude-resource-type", "unit_test"]
         result = self.dbt(
             "build",
             *args,
+            *skipped,
             as_of=as_of,
             history_start=history_start,
             check=True,
@@ -359,6 +368,10 @@ def work_database(
 ) -> Iterator[Database]:
     """The worker's test database, fresh (or a copy of `template`), dropped afterwards."""
     _create_database(server, WORK_DATABASE, template)
+    if parse_cache.unit_tested is not None:
+        record = work_dir / "target" / "refresh" / UNIT_TESTED_FILE
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"postgres": parse_cache.unit_tested}))
     try:
         yield Database(
             server=server,
@@ -395,13 +408,17 @@ def built_template(
     with work_database(server, work_dir, profiles_dir, parse_cache) as template:
         template.load_demo(tenants=120, seed=5)
         assert template.apply_ddl().ok
-        template.build()
+        template.build(unit_tests=True)
         with psycopg.connect(server.conninfo("postgres"), autocommit=True) as conn:
+            version = conn.info.server_version
             conn.execute(
                 sql.SQL("alter database {} rename to {}").format(
                     sql.Identifier(WORK_DATABASE), sql.Identifier(name)
                 )
             )
+    # its build ran the unit tests and they passed; later builds and refreshes leave them out
+    # as a refresh does when the code is unchanged (test_publication checks the rule itself)
+    parse_cache.unit_tested = code_fingerprint(version)
     yield name
     _drop_database(server, name)
 
