@@ -253,7 +253,7 @@ def _refresh(
                 code = session.run(build_args, reuse=True)
             report = _keep_run_results(artefacts, summary, since=build_started)
             if code == 0 and unit_tests:
-                _record_unit_tested(artefacts, target, fingerprint)
+                record_unit_tested(artefacts, target.name, fingerprint)
             if code != 0:
                 failed = report.failures if report else []
                 summary.failures = failed
@@ -373,26 +373,26 @@ def _keep_run_results(
     return report
 
 
+def _unit_tested(artefacts: Path) -> dict[str, str]:
+    """Per target name, the code fingerprint the unit tests last passed with ({} if none)."""
+    try:
+        recorded = json.loads((artefacts / "refresh" / UNIT_TESTED_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
 def _unit_tests_needed(artefacts: Path, target: Target, fingerprint: str) -> bool:
     """Unit tests read only their fixtures, so they give the same answer until the code
     changes: a refresh runs them when the code fingerprint differs from the one they last
     passed with on this target (or none is recorded)."""
-    try:
-        recorded = json.loads((artefacts / "refresh" / UNIT_TESTED_FILE).read_text())
-    except (OSError, ValueError):
-        return True
-    return not isinstance(recorded, dict) or recorded.get(target.name) != fingerprint
+    return _unit_tested(artefacts).get(target.name) != fingerprint
 
 
-def _record_unit_tested(artefacts: Path, target: Target, fingerprint: str) -> None:
+def record_unit_tested(artefacts: Path, target_name: str, fingerprint: str) -> None:
+    """Record that the unit tests passed with this code fingerprint on this target."""
+    recorded = _unit_tested(artefacts) | {target_name: fingerprint}
     path = artefacts / "refresh" / UNIT_TESTED_FILE
-    try:
-        recorded = json.loads(path.read_text())
-    except (OSError, ValueError):
-        recorded = {}
-    if not isinstance(recorded, dict):
-        recorded = {}
-    recorded[target.name] = fingerprint
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
 

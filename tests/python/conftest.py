@@ -37,7 +37,7 @@ from psycopg import sql
 from pmcost import ddl, demo_data, publish
 from pmcost.dbt import code_fingerprint, day_environment
 from pmcost.dbt_worker import exit_code, parse_args
-from pmcost.refresh import UNIT_TESTED_FILE
+from pmcost.refresh import record_unit_tested
 from pmcost.server import EmbeddedServer, ServerInfo
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -369,9 +369,7 @@ def work_database(
     """The worker's test database, fresh (or a copy of `template`), dropped afterwards."""
     _create_database(server, WORK_DATABASE, template)
     if parse_cache.unit_tested is not None:
-        record = work_dir / "target" / "refresh" / UNIT_TESTED_FILE
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps({"postgres": parse_cache.unit_tested}))
+        record_unit_tested(work_dir / "target", "postgres", parse_cache.unit_tested)
     try:
         yield Database(
             server=server,

@@ -12,6 +12,8 @@ from datetime import date, timedelta
 
 import pytest
 
+from pmcost.refresh import UNIT_TESTED_FILE
+
 from .conftest import ANCHOR, Database
 
 PUBLISHED = (
@@ -193,7 +195,7 @@ def test_a_successful_refresh_switches_every_table_and_keeps_the_build_results(
     history_before = built.query("select count(*) from analytics.fct_tenant_economics_daily")[0][0]
     built.execute("create table analytics.finance_notes as select 'keep me' as note")
     # as in a fresh clone: no record of unit tests having passed from this folder
-    (built.target / "refresh" / "unit_tested.json").unlink()
+    (built.target / "refresh" / UNIT_TESTED_FILE).unlink()
     result = refresh(built, as_of=ANCHOR + timedelta(days=1))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     # a table the project does not build survives the switch
