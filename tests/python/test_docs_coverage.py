@@ -7,7 +7,8 @@ catalog.json of a docs build), so there is no hand-kept list that could drift:
 - dbt-coverage: every column of every model, seed, snapshot (dbt's meta-columns included)
   and source described, 100%;
 - by hand, what neither tool checks: source table descriptions and the project's
-  primary-key rule (unique + not_null on one column, or unique_combination_of_columns; or,
+  primary-key rule (unique + not_null on one column, the not_null a test or, on a contracted
+  model, the column's not_null constraint; or unique_combination_of_columns; or,
   for a model whose key is its source's, meta.primary_key_tested_on naming that source column,
   which must have both).
 """
@@ -124,6 +125,14 @@ def test_every_model_has_a_primary_key_test(artefacts) -> None:
             unique.add((model, column))
         elif metadata.get("name") == "not_null":
             not_null.add((model, column))
+    # a contracted model's not_null constraint is enforced by PostgreSQL in the build itself
+    for node in _project_nodes(manifest, "model"):
+        if (node["config"].get("contract") or {}).get("enforced"):
+            not_null |= {
+                (node["unique_id"], name)
+                for name, column in node["columns"].items()
+                if any(c["type"] == "not_null" for c in column.get("constraints") or [])
+            }
     keyed |= {model for model, column in unique & not_null}
     # a model whose key is its source's key, renamed, names the source column it is tested on
     source_keys = {

@@ -1,7 +1,10 @@
-"""The margin tests guard the marts: a corrupted mart row makes the matching test fail."""
+"""The margin tests guard the marts: a corrupted mart row makes the matching test fail. The
+column rules (not null, not negative, one of the known values) are the marts' own constraints:
+PostgreSQL refuses a row that breaks one, in a build as in any later write."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from .conftest import Database
@@ -38,11 +41,6 @@ CORRUPTIONS = {
         f"insert into {EXEC} select * from {EXEC} where {ONE_EXEC}",
         "unique_executive_business_summary_tenant_id",
     ),
-    "negative_cost": (
-        f"update {ALLOC} set total_email_service_cost = -1, total_monthly_cost = "
-        f"total_infrastructure_cost - 1 where {ONE_ALLOC}",
-        "not_negative_business_cost_allocation_total_email_service_cost",
-    ),
     "allocation_cost_per_email_includes_payments": (
         f"update {ALLOC} set cost_per_email_delivered = round((total_monthly_cost + "
         f"payments_collected) / emails_sent_last_30_days, 4) where emails_sent_last_30_days > 0",
@@ -55,6 +53,26 @@ CORRUPTIONS = {
         f"infrastructure_costs * 2 + email_service_costs where {ONE_EXEC} "
         "and infrastructure_costs > 0",
         "executive_summary_infrastructure_cost_has_no_fan_out",
+    ),
+}
+
+# rows the marts' constraints refuse: (statement, error class, the column the error names)
+REFUSED = {
+    "negative_cost": (
+        f"update {ALLOC} set total_email_service_cost = -1, total_monthly_cost = "
+        f"total_infrastructure_cost - 1 where {ONE_ALLOC}",
+        psycopg.errors.CheckViolation,
+        "total_email_service_cost",
+    ),
+    "missing_revenue": (
+        f"update {EXEC} set monthly_subscription_revenue = null where {ONE_EXEC}",
+        psycopg.errors.NotNullViolation,
+        "monthly_subscription_revenue",
+    ),
+    "unknown_health_status": (
+        f"update {EXEC} set business_health_status = 'Fine' where {ONE_EXEC}",
+        psycopg.errors.CheckViolation,
+        "business_health_status",
     ),
 }
 
@@ -79,3 +97,11 @@ def test_corrupted_mart_row_fails_its_margin_test(built: Database, case: str) ->
     assert result.returncode != 0
     failures = [line for line in result.stdout.splitlines() if "FAIL" in line and " of " in line]
     assert any(failing_test in line for line in failures), "\n".join(failures)
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_row_breaking_a_column_rule_is_refused(built: Database, case: str) -> None:
+    statement, error, column = REFUSED[case]
+    with built.connect() as conn, pytest.raises(error) as refused:
+        conn.execute(statement)
+    assert column in str(refused.value)
