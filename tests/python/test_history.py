@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Database, project_copy
+from .conftest import ANCHOR, Database, project_copy
 
 DAY1 = date(2026, 11, 20)
 DAY2 = DAY1 + timedelta(days=1)
@@ -40,11 +40,11 @@ def _run_fact(database: Database, as_of: date, history_start: date | None = None
 
 
 @pytest.fixture
-def history(database: Database) -> Database:
-    database.load_demo(tenants=60, seed=13, anchor=DAY1)
-    assert database.apply_ddl().ok
-    database.build(as_of=DAY1)
-    return database
+def history(built: Database) -> Database:
+    """A copy of the session's built demo database: its daily fact holds the lookback's days
+    up to DAY1 (the tests' as-of date), as a daily run leaves it."""
+    assert ANCHOR == DAY1
+    return built
 
 
 def _add_day(database: Database, day: date, emails: int = 1000) -> None:
