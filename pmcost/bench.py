@@ -430,7 +430,13 @@ def scaling(
         try:
             say(f"bench: {size:,} tenants on a throwaway server (port {bench.info.port})")
             bench.load()
-            say("  pmcost refresh (freshness, pre-hook, build with every test, publish, docs) ...")
+            # the first refresh of a new checkout parses the whole project and runs the unit
+            # tests; the daily one, as a scheduler runs it, keeps dbt's partial parse and the
+            # unit-test record. Both build every model and run every data test.
+            say("  pmcost refresh, first on this checkout (parse in full, unit tests) ...")
+            first_refresh_s, _ = bench.pmcost("refresh", "--as-of", bench.as_of.isoformat())
+            first = json.loads((bench.state / "target" / "refresh" / "last.json").read_text())
+            say("  pmcost refresh, daily (freshness, pre-hook, build with every test, docs) ...")
             refresh_s, _ = bench.pmcost("refresh", "--as-of", bench.as_of.isoformat())
             summary = json.loads((bench.state / "target" / "refresh" / "last.json").read_text())
             models = bench.model_times()
@@ -451,6 +457,8 @@ def scaling(
                 "tenants": size,
                 "billing_rows": bench.figures["billing_rows"],
                 "demo_data_s": bench.figures["demo_data_s"],
+                "first_refresh_s": first_refresh_s,
+                "first_refresh_steps_s": first["steps"],
                 "refresh_s": refresh_s,
                 "refresh_steps_s": summary["steps"],
                 "refresh_target_s": 3 * limit_s + 8,
@@ -478,10 +486,19 @@ def _print_scaling(results: dict[str, dict[str, object]], say: Say) -> list[str]
         say(f"  {label:<44}" + "".join(f"{value:>16}" for value in values))
 
     row("billing_analytics rows", [f"{size['billing_rows']:,}" for size in sizes])
-    row("pmcost refresh, whole (s)", [f"{size['refresh_s']:.1f}" for size in sizes])
+    row("pmcost refresh, daily, whole (s)", [f"{size['refresh_s']:.1f}" for size in sizes])
     row("  target: 3 x limit + 8 s", [f"{size['refresh_target_s']:.1f}" for size in sizes])
     for step in ("freshness", "pre_hook", "build", "publish", "docs"):
         row(f"  step {step} (s)", [f"{size['refresh_steps_s'].get(step, 0):.1f}" for size in sizes])  # type: ignore[union-attr]
+    row(
+        "pmcost refresh, first on a checkout (s)",
+        [f"{size.get('first_refresh_s', 0):.1f}" for size in sizes],  # type: ignore[str-format]
+    )
+    for step in ("freshness", "build"):
+        row(
+            f"  step {step} (s)",
+            [f"{size.get('first_refresh_steps_s', {}).get(step, 0):.1f}" for size in sizes],  # type: ignore[union-attr]
+        )
     row("mart models, dbt's timings (s)", [f"{size['mart_models_s']:.2f}" for size in sizes])
     row("  target: 2 x limit", [f"{size['mart_models_target_s']:.2f}" for size in sizes])
     row("limit: hand-written, staged, analyzed (s)", [f"{size['limit_s']:.2f}" for size in sizes])

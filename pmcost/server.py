@@ -96,7 +96,19 @@ class ServerInfo:
             "PMCOST_EMBEDDED_USER": self.user,
             "PMCOST_EMBEDDED_PASSWORD": self.password,
             "PMCOST_EMBEDDED_DBNAME": self.dbname,
+            "PMCOST_EMBEDDED_THREADS": str(embedded_threads()),
         }
+
+
+def embedded_threads() -> int:
+    """dbt threads for the embedded server: one per core this process may use, at most 8.
+    dbt and the server share the machine's cores, so threads beyond them only time-slice
+    the same work: the build takes as long and each model's own timing doubles."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
 
 
 def port_is_free(port: int) -> bool:
