@@ -490,14 +490,11 @@ def _print_scaling(results: dict[str, dict[str, object]], say: Say) -> list[str]
     row("  target: 3 x limit + 8 s", [f"{size['refresh_target_s']:.1f}" for size in sizes])
     for step in ("freshness", "pre_hook", "build", "publish", "docs"):
         row(f"  step {step} (s)", [f"{size['refresh_steps_s'].get(step, 0):.1f}" for size in sizes])  # type: ignore[union-attr]
-    row(
-        "pmcost refresh, first on a checkout (s)",
-        [f"{size.get('first_refresh_s', 0):.1f}" for size in sizes],  # type: ignore[str-format]
-    )
+    row("pmcost refresh, first on a checkout (s)", [f"{s['first_refresh_s']:.1f}" for s in sizes])
     for step in ("freshness", "build"):
         row(
             f"  step {step} (s)",
-            [f"{size.get('first_refresh_steps_s', {}).get(step, 0):.1f}" for size in sizes],  # type: ignore[union-attr]
+            [f"{size['first_refresh_steps_s'].get(step, 0):.1f}" for size in sizes],  # type: ignore[union-attr]
         )
     row("mart models, dbt's timings (s)", [f"{size['mart_models_s']:.2f}" for size in sizes])
     row("  target: 2 x limit", [f"{size['mart_models_target_s']:.2f}" for size in sizes])
