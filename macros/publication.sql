@@ -95,7 +95,7 @@
                 {%- endif -%}
                 {%- do run_query(
                     "create table " ~ copy ~ " (like " ~ published
-                    ~ " including defaults including constraints); "
+                    ~ " including defaults including constraints) with (" ~ no_autovacuum() ~ "); "
                     ~ "insert into " ~ copy ~ " select * from " ~ published ~ "; "
                     ~ "analyze " ~ copy
                 ) -%}

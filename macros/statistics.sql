@@ -1,0 +1,23 @@
+{#- Post-hook of every table this project builds (staging, intermediate, marts, utilities):
+    the build keeps the table's statistics itself, so autovacuum stays off it.
+
+    Each run writes these tables whole (a new table renamed in, or, for the incremental fact,
+    a fresh copy of the published one; see prepare_candidate) and analyzes them inside the
+    model's transaction, so a later model plans with real row counts. Autovacuum would only
+    repeat that work after the commit, and while it holds a table it blocks the build and
+    the publish: an `analyze`, `create index` or drop of that table waits a deadlock_timeout
+    for it to be cancelled, and at the end of its run it can wait for the build's own open
+    transaction while the build waits for it, which PostgreSQL ends as a deadlock and fails
+    the model. Nothing here ever needs vacuuming: the tables are replaced, not updated, and
+    a wraparound vacuum still runs if one is due, whatever the setting says. -#}
+{% macro own_statistics(relation=none) -%}
+    {%- set relation = relation if relation is not none else this -%}
+    alter table {{ relation }} set ({{ no_autovacuum() }});
+    analyze {{ relation }}
+{%- endmacro %}
+
+
+{#- The storage parameters that keep autovacuum off a table and its TOAST table. -#}
+{% macro no_autovacuum() -%}
+    autovacuum_enabled = false, toast.autovacuum_enabled = false
+{%- endmacro %}
