@@ -6,7 +6,8 @@
 1. reads the candidate's publication request (a JSON comment on the schema written by the
    build's on-run-start: invocation id, as-of date, roles, guard thresholds) and the build's
    `run_results.json`, and refuses unless that same invocation built every published model and
-   every model, snapshot, seed and error-severity test passed;
+   every model, snapshot, seed and error-severity test passed, and that it left out no data
+   test of what it built;
 2. compares the candidate with the last published run (application row counts, tenants per
    mart, revenue and modeled-cost totals) and refuses a move beyond the thresholds, or an empty
    application table, unless the operator accepts it;
@@ -147,11 +148,16 @@ class Candidate:
     models: list[str]  # unique ids of the published models
     tables: list[str]  # their relation names
     app_tables: list[str]  # the application tables (the `app` source), for the guards
+    # data test unique id -> per node it reads, the nodes a build runs for it (itself, or
+    # for a source or an ephemeral model the models that read it)
+    tests: dict[str, list[list[str]]] = field(default_factory=dict)
 
 
-def candidate_from_manifest(target_dir: Path) -> tuple[str, list[str], list[str], list[str]]:
-    """(candidate schema, published model ids, their names, application tables) from the
-    build's manifest."""
+def candidate_from_manifest(
+    target_dir: Path,
+) -> tuple[str, list[str], list[str], list[str], dict[str, list[list[str]]]]:
+    """(candidate schema, published model ids, their names, application tables, data tests
+    with the built nodes they read) from the build's manifest."""
     path = target_dir / "manifest.json"
     try:
         manifest = json.loads(path.read_text())
@@ -182,11 +188,38 @@ def candidate_from_manifest(target_dir: Path) -> tuple[str, list[str], list[str]
             for source in manifest.get("sources", {}).values()
             if source.get("source_name") == "app"
         ),
+        _tests_with_parents(manifest),
     )
 
 
+def _tests_with_parents(manifest: dict) -> dict[str, list[list[str]]]:
+    nodes: dict[str, dict] = manifest.get("nodes", {})
+    readers: dict[str, list[str]] = {}
+    for unique_id, node in nodes.items():
+        if node.get("resource_type") in ("model", "snapshot"):
+            for parent in (node.get("depends_on") or {}).get("nodes", []):
+                readers.setdefault(parent, []).append(unique_id)
+
+    def stand_ins(unique_id: str) -> list[str]:
+        """The nodes a build runs for `unique_id`: itself, or for a source or an ephemeral
+        model (never run on its own) the nodes that read it."""
+        node = nodes.get(unique_id, {})
+        if unique_id.startswith("source.") or (
+            (node.get("config") or {}).get("materialized") == "ephemeral"
+        ):
+            found = {run for reader in readers.get(unique_id, []) for run in stand_ins(reader)}
+            return sorted(found)
+        return [unique_id]
+
+    return {
+        unique_id: [stand_ins(parent) for parent in (node.get("depends_on") or {}).get("nodes", [])]
+        for unique_id, node in nodes.items()
+        if node.get("resource_type") == "test"
+    }
+
+
 def read_candidate(conn: psycopg.Connection, target_dir: Path) -> Candidate:
-    schema, models, tables, app_tables = candidate_from_manifest(target_dir)
+    schema, models, tables, app_tables, tests = candidate_from_manifest(target_dir)
     row = conn.execute(
         "select obj_description(oid, 'pg_namespace') from pg_namespace where nspname = %s",
         (schema,),
@@ -214,6 +247,7 @@ def read_candidate(conn: psycopg.Connection, target_dir: Path) -> Candidate:
         models=models,
         tables=tables,
         app_tables=app_tables,
+        tests=tests,
     )
 
 
@@ -242,6 +276,22 @@ def check_build(candidate: Candidate, report: BuildReport) -> None:
         raise PmcostError(
             f"the build did not include {', '.join(unbuilt)}: a publish switches every "
             "published model at once; run a full `dbt build`, then publish"
+        )
+    # every data test of what this build wrote must have run in it: a test whose every
+    # parent was built (a source counts as built when a model reading it was)
+    untested = sorted(
+        test
+        for test, parents in candidate.tests.items()
+        if test not in report.results
+        and all(any(node in report.results for node in parent) for parent in parents)
+    )
+    if untested:
+        shown = ", ".join(_node_label(test) for test in untested[:5])
+        more = f" and {len(untested) - 5} more" if len(untested) > 5 else ""
+        raise PmcostError(
+            f"the build left out {len(untested)} data test(s) of the models it built ({shown}"
+            f"{more}): a publish needs every test of what it switches in; run `dbt build` "
+            "without excluding tests, then publish"
         )
 
 

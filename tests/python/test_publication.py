@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from pmcost import publish
 from pmcost.refresh import UNIT_TESTED_FILE
 
 from .conftest import ANCHOR, Database
@@ -259,6 +260,19 @@ def test_publish_refuses_a_partial_or_stale_build(built: Database) -> None:
     result = built.pmcost("publish", "--target", "postgres")
     assert result.returncode == 1
     assert "not `dbt build`" in result.stderr
+    # every published model built, one of their data tests left out
+    built.dbt(
+        "build",
+        "--select",
+        "marts",
+        "--exclude",
+        "unique_executive_business_summary_tenant_id",
+        check=True,
+    )
+    result = built.pmcost("publish", "--target", "postgres")
+    assert result.returncode == 1
+    assert "left out 1 data test(s)" in result.stderr
+    assert "unique_executive_business_summary_tenant_id" in result.stderr
     assert fingerprint(built) == before
     built.dbt("build", "--select", "marts", check=True)  # every published model: publishable
     assert built.pmcost("publish", "--target", "postgres").returncode == 0
@@ -287,3 +301,38 @@ def test_the_application_can_migrate_its_tables_while_the_marts_exist(built: Dat
     assert result.returncode == 1
     for table, (_, dropped) in migrations.items():
         assert f"source column public.{table}.{dropped} is missing" in result.stdout
+
+
+def test_a_test_of_a_source_or_ephemeral_model_is_owed_by_the_models_that_read_it() -> None:
+    """The publish rule on its own: a data test is owed when every node it reads was run;
+    a source and an ephemeral model are never run themselves, so the models that read them
+    stand in for them."""
+    manifest = {
+        "nodes": {
+            "model.p.stg": {
+                "resource_type": "model",
+                "config": {"materialized": "ephemeral"},
+                "depends_on": {"nodes": ["source.p.app.usage"]},
+            },
+            "model.p.daily": {
+                "resource_type": "model",
+                "config": {"materialized": "table"},
+                "depends_on": {"nodes": ["model.p.stg"]},
+            },
+            "test.p.source_key": {
+                "resource_type": "test",
+                "depends_on": {"nodes": ["source.p.app.usage"]},
+            },
+            "test.p.stg_rule": {"resource_type": "test", "depends_on": {"nodes": ["model.p.stg"]}},
+            "test.p.daily_key": {
+                "resource_type": "test",
+                "depends_on": {"nodes": ["model.p.daily"]},
+            },
+        }
+    }
+    owed = publish._tests_with_parents(manifest)
+    assert owed == {
+        "test.p.source_key": [["model.p.daily"]],
+        "test.p.stg_rule": [["model.p.daily"]],
+        "test.p.daily_key": [["model.p.daily"]],
+    }
