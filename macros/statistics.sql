@@ -8,8 +8,10 @@
     the publish: an `analyze`, `create index` or drop of that table waits a deadlock_timeout
     for it to be cancelled, and at the end of its run it can wait for the build's own open
     transaction while the build waits for it, which PostgreSQL ends as a deadlock and fails
-    the model. Nothing here ever needs vacuuming: the tables are replaced, not updated, and
-    a wraparound vacuum still runs if one is due, whatever the setting says. -#}
+    the model. Nothing here needs vacuuming while the build writes it: the tables are
+    replaced, not updated, and a wraparound vacuum still runs if one is due, whatever the
+    setting says. `pmcost publish` resets the setting on the tables it switches in, so the
+    published tables are ordinary tables for autovacuum once nothing writes them. -#}
 {% macro own_statistics(relation=none) -%}
     {%- set relation = relation if relation is not none else this -%}
     alter table {{ relation }} set ({{ no_autovacuum() }});

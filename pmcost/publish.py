@@ -36,6 +36,8 @@ Say = Callable[[str], None]
 # run_results statuses that let a run be published ("warn": a warn-severity test found rows)
 PASSING = {"success", "pass", "warn", "no-op"}
 AUDIT_TABLE = "published_runs"
+# the storage parameters the build sets on its tables (macros/statistics.sql, no_autovacuum)
+AUTOVACUUM_OPTIONS = "autovacuum_enabled, toast.autovacuum_enabled"
 MARTS_WITH_TENANTS = ("executive_business_summary", "business_cost_allocation")
 REVENUE = ("executive_business_summary", "monthly_subscription_revenue")
 MODELED_COST = ("cost_allocation_reconciliation", "monthly_cost")
@@ -667,6 +669,14 @@ def publish(
         )
         for kept in carry_foreign_relations(conn, published, candidate):
             say(f"publish: kept {published}.{kept} (not built by this project) across the switch")
+        # the build kept autovacuum off its tables while it wrote them (macros/statistics.sql);
+        # published, they are read-only tables like any other: autovacuum may visit them
+        for table in candidate.tables:
+            conn.execute(
+                sql.SQL("alter table {} reset ({})").format(
+                    _qualified(candidate.schema, table), sql.SQL(AUTOVACUUM_OPTIONS)
+                )
+            )
         if candidate.usage_roles:
             conn.execute(
                 sql.SQL("grant usage on schema {} to {}").format(
