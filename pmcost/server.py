@@ -49,6 +49,9 @@ SERVER_SETTINGS = {
     "work_mem": "32MB",
     "maintenance_work_mem": "256MB",
     "timezone": "UTC",
+    # a statement that waits longer than deadlock_timeout (1 s) for a lock is logged, with
+    # the process it waits for, in postgres.log beside the data folder
+    "log_lock_waits": "on",
 }
 
 
