@@ -74,8 +74,8 @@ def _autovacuum_off(database: Database) -> dict[str, bool]:
             join pg_namespace as n on n.oid = c.relnamespace
             left join pg_class as toast on toast.oid = c.reltoastrelid
             where c.relkind = 'r'
-              and n.nspname in ('analytics', 'analytics_staging', 'analytics_intermediate',
-                                'analytics_utilities')
+              and n.nspname in ('analytics', 'analytics_candidate', 'analytics_staging',
+                                'analytics_intermediate', 'analytics_utilities')
             """
         )
     }
@@ -253,3 +253,18 @@ def test_price_list_edit_moves_day_two_cost_not_day_one(history: Database, tmp_p
     history.build("--project-dir", str(project), as_of=DAY2)
     assert infrastructure(DAY1) == day1
     assert infrastructure(DAY2) > day1
+
+
+def test_the_carried_history_is_created_with_autovacuum_off(history: Database) -> None:
+    """The build's first step copies the published fact into the candidate; autovacuum must
+    be off that copy from its creation (a vacuum of it while the fact's model ran deadlocked
+    a large daily run), not only from the model's post-hook. The model fails here (an input
+    is gone), so what remains in the candidate is the copy as it was created."""
+    history.execute("drop table analytics_intermediate.int_tenant_email_volume_daily")
+    result = history.dbt("run", "--select", "fct_tenant_economics_daily")
+    assert result.returncode == 1
+    assert "carried" in result.stdout
+    carried = _autovacuum_off(history)
+    assert carried["analytics_candidate.fct_tenant_economics_daily"] is True
+    # the published fact is untouched and still open to autovacuum
+    assert carried[FACT] is False
