@@ -285,6 +285,7 @@ def check_build(candidate: Candidate, report: BuildReport) -> None:
         test
         for test, parents in candidate.tests.items()
         if test not in report.results
+        and parents
         and all(any(node in report.results for node in parent) for parent in parents)
     )
     if untested:
