@@ -12,10 +12,9 @@
     replaced, not updated, and a wraparound vacuum still runs if one is due, whatever the
     setting says. `pmcost publish` resets the setting on the tables it switches in, so the
     published tables are ordinary tables for autovacuum once nothing writes them. -#}
-{% macro own_statistics(relation=none) -%}
-    {%- set relation = relation if relation is not none else this -%}
-    alter table {{ relation }} set ({{ no_autovacuum() }});
-    analyze {{ relation }}
+{% macro own_statistics() -%}
+    alter table {{ this }} set ({{ no_autovacuum() }});
+    analyze {{ this }}
 {%- endmacro %}
 
 

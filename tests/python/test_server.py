@@ -12,9 +12,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from pmcost.errors import PmcostError, UsageError
-from pmcost.server import HOST, EmbeddedServer, ServerInfo
+from pmcost.server import HOST, SCRAM_ITERATIONS, EmbeddedServer, ServerInfo
 
 from .conftest import BIN
 
@@ -62,6 +63,30 @@ def test_server_listens_on_loopback_with_a_password(embedded: EmbeddedServer) ->
     wrong = psycopg.conninfo.make_conninfo(info.conninfo(), password="wrong")
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         psycopg.connect(wrong)
+
+
+def _verifier_iterations(conn: psycopg.Connection) -> int:
+    row = conn.execute("select rolpassword from pg_authid where rolname = current_user").fetchone()
+    assert row is not None
+    return int(str(row[0]).split("$")[1].split(":")[0])
+
+
+def test_the_superuser_verifier_is_cheap_to_connect_with(embedded: EmbeddedServer) -> None:
+    """Every dbt node connects anew: the password's SCRAM verifier uses SCRAM_ITERATIONS, on a
+    new cluster and, after one `up`, on a cluster made with PostgreSQL's default."""
+    assert SCRAM_ITERATIONS < 4096
+    info = embedded.up()
+    with psycopg.connect(info.conninfo(), autocommit=True) as conn:
+        assert _verifier_iterations(conn) == SCRAM_ITERATIONS
+        conn.execute("set scram_iterations = 4096")
+        conn.execute(
+            sql.SQL("alter role current_user password {}").format(sql.Literal(info.password))
+        )
+        assert _verifier_iterations(conn) == 4096
+    embedded.down()
+    again = embedded.up()
+    with psycopg.connect(again.conninfo(), autocommit=True) as conn:
+        assert _verifier_iterations(conn) == SCRAM_ITERATIONS
 
 
 def _pmcost(state: Path, *args: str, **popen: object) -> subprocess.CompletedProcess[str]:
