@@ -28,7 +28,7 @@ PARSE_OPTIONS = ("--target", "--vars", "--profile", "--project-dir", "--profiles
 
 def parse_args(args: list[str]) -> list[str]:
     """The `dbt parse` command line for a command's own parse-shaping options."""
-    chosen: list[str] = ["parse"]
+    chosen: list[str] = ["parse", "--no-write-json"]
     for index, arg in enumerate(args[:-1]):
         if arg in PARSE_OPTIONS:
             chosen += [arg, args[index + 1]]
