@@ -27,7 +27,11 @@ PARSE_OPTIONS = ("--target", "--vars", "--profile", "--project-dir", "--profiles
 
 
 def parse_args(args: list[str]) -> list[str]:
-    """The `dbt parse` command line for a command's own parse-shaping options."""
+    """The `dbt parse` command line for a command's own parse-shaping options.
+
+    It writes no manifest.json (partial_parse.msgpack still): the command it parses for
+    writes the same manifest when it ends.
+    """
     chosen: list[str] = ["parse", "--no-write-json"]
     for index, arg in enumerate(args[:-1]):
         if arg in PARSE_OPTIONS:
