@@ -425,7 +425,9 @@ class EmbeddedServer:
             ).fetchone()
             if exists is None:
                 conn.execute(sql.SQL("create database {}").format(sql.Identifier(info.dbname)))
-            # a cluster made before SCRAM_ITERATIONS: hash the same password again, once
+            # a cluster made before SCRAM_ITERATIONS: hash the same password again, once. The
+            # verifier is computed here, as psql's \password does, so the password itself is
+            # never sent (nor could reach the server's log)
             stored = conn.execute(
                 "select rolpassword from pg_authid where rolname = current_user"
             ).fetchone()
@@ -435,9 +437,12 @@ class EmbeddedServer:
                 conn.execute(
                     sql.SQL("set scram_iterations = {}").format(sql.Literal(SCRAM_ITERATIONS))
                 )
+                verifier = conn.pgconn.encrypt_password(
+                    info.password.encode(), info.user.encode(), b"scram-sha-256"
+                )
                 conn.execute(
                     sql.SQL("alter role {} password {}").format(
-                        sql.Identifier(info.user), sql.Literal(info.password)
+                        sql.Identifier(info.user), sql.Literal(verifier.decode())
                     )
                 )
 
