@@ -560,8 +560,9 @@ def _print_scaling(results: dict[str, dict[str, object]], say: Say) -> list[str]
 
 # -- reliability ----------------------------------------------------------------------------------
 @contextmanager
-def _readers(bench: Bench, count: int) -> Iterator[dict[str, int]]:
-    """`count` threads reading both marts in a loop; counts reads, failures, empty results."""
+def _readers(bench: Bench, count: int, pause: float = 0.0) -> Iterator[dict[str, int]]:
+    """`count` threads reading both marts in a loop, `pause` seconds between one thread's
+    reads; counts reads, failures, empty results."""
     stats = {"reads": 0, "failed": 0, "empty": 0}
     lock = threading.Lock()
     stop = threading.Event()
@@ -583,6 +584,8 @@ def _readers(bench: Bench, count: int) -> Iterator[dict[str, int]]:
                         stats["reads"] += 1
                         if outcome != "reads":
                             stats[outcome] += 1
+                    if pause:
+                        stop.wait(pause)
 
     threads = [threading.Thread(target=read, daemon=True) for _ in range(count)]
     for thread in threads:
@@ -647,12 +650,19 @@ CHAOS_STEPS = (
 
 
 def chaos(
-    tenants: int, say: Say = print, steps: Collection[str] = CHAOS_STEPS
+    tenants: int,
+    say: Say = print,
+    steps: Collection[str] = CHAOS_STEPS,
+    *,
+    readers: int = 100,
+    read_pause: float = 0.0,
 ) -> dict[str, object]:
     """The reliability run on a throwaway server: the named steps of CHAOS_STEPS.
 
     The first two always run (the others start from the marts they leave); the test suite
-    leaves out the steps it checks elsewhere on its own databases.
+    leaves out the steps it checks elsewhere on its own databases. `readers` threads read
+    both marts through the full refresh, each `read_pause` seconds apart (0: back to back,
+    as many reads as the machine serves).
     """
     unknown = set(steps) - set(CHAOS_STEPS)
     if unknown or not set(CHAOS_STEPS[:2]) <= set(steps):
@@ -670,12 +680,12 @@ def chaos(
                 "select count(*) from analytics.executive_business_summary"
             ).fetchone()
 
-        # 1. 100 readers during a full refresh
-        with _readers(bench, 100) as stats:
+        # 1. readers during a full refresh
+        with _readers(bench, readers, read_pause) as stats:
             bench.pmcost("refresh", "--full-refresh", "--as-of", bench.as_of.isoformat())
-        figures["readers_during_refresh"] = dict(stats)
+        figures["readers_during_refresh"] = {**stats, "readers": readers, "pause_s": read_pause}
         say(
-            f"  100 readers during a full refresh: {stats['reads']:,} reads, "
+            f"  {readers} readers during a full refresh: {stats['reads']:,} reads, "
             f"{stats['failed']} failed, {stats['empty']} empty"
         )
 
