@@ -209,9 +209,18 @@ class Session:
             self._answers = None
 
     def run(
-        self, args: list[str], *, extra_vars: dict[str, str] | None = None, reuse: bool = False
+        self,
+        args: list[str],
+        *,
+        extra_vars: dict[str, str] | None = None,
+        reuse: bool = False,
+        results_to: Path | None = None,
     ) -> int:
-        """`dbt <args> --target <target> --vars ...` in the worker; returns dbt's exit code."""
+        """`dbt <args> --target <target> --vars ...` in the worker; returns dbt's exit code.
+
+        With `results_to`, the command's results file is written there and manifest.json is
+        not written (for a command whose manifest the next one writes again).
+        """
         child = self._child
         if child is None or child.stdin is None:
             raise RuntimeError("Session.run() outside its with block")
@@ -221,7 +230,12 @@ class Session:
         key = command[-1] if reuse else None
         self._used = True
         try:
-            child.stdin.write(json.dumps({"args": command, "reuse": key}) + "\n")
+            request = {
+                "args": command,
+                "reuse": key,
+                "results_to": str(results_to) if results_to else None,
+            }
+            child.stdin.write(json.dumps(request) + "\n")
             child.stdin.flush()
         except BrokenPipeError as stopped:
             raise PmcostError(f"dbt stopped unexpectedly (exit {child.poll()})") from stopped

@@ -305,7 +305,8 @@ def check_freshness(
     in models/staging/*/_*__sources.yml and README "Freshness".
     """
     started = time.time()
-    code = session.run(["source", "freshness"], reuse=True)
+    # its manifest.json would be written again by the build: only sources.json is written
+    code = session.run(["source", "freshness"], reuse=True, results_to=artefacts / "sources.json")
     results = _freshness_results(artefacts, since=started)
     summary.freshness = {name: status for name, status, _ in results}
     for name, status, detail in results:
