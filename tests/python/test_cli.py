@@ -9,6 +9,8 @@ import subprocess
 import pytest
 
 from pmcost.cli import build_parser
+from pmcost.dbt import dbt_environment
+from pmcost.settings import Target
 
 from .conftest import ANCHOR, BIN, PROJECT, Database
 
@@ -32,6 +34,18 @@ def test_parser_knows_every_subcommand() -> None:
     parser = build_parser()
     for command in SUBCOMMANDS:
         assert parser.parse_args([command] if command not in ("ddl",) else [command, "plan"])
+
+
+def test_dbt_logs_to_its_file_at_info_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """logs/dbt.log at debug costs every refresh about 7% (each statement written and
+    flushed); pmcost asks for info, and an operator's DBT_LOG_LEVEL_FILE wins."""
+    target = Target(name="postgres", app_schema="public")
+    monkeypatch.delenv("DBT_LOG_LEVEL_FILE", raising=False)
+    assert dbt_environment(target)["DBT_LOG_LEVEL_FILE"] == "info"
+    monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")
+    assert dbt_environment(target)["DBT_LOG_LEVEL_FILE"] == "debug"
 
 
 def test_bad_as_of_date_is_rejected_before_anything_runs(database: Database) -> None:
