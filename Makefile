@@ -7,14 +7,24 @@ WITH_DAGSTER := $(VENV)/.installed-dagster
 
 .PHONY: build test lint bench docs clean
 
+# The installer: uv (pinned, from PyPI, into the venv) resolves and downloads in parallel, about
+# 5 s for what pip takes 40 s; the versions come from requirements.lock either way. Where uv
+# cannot install (e.g. an index only pip is configured for), pip does the same install.
+UV_VERSION := 0.13.8
+comma := ,
+INSTALL = $(BIN)/uv pip install --quiet --python $(BIN)/python -c requirements.lock -e $(1) \
+	|| { echo "uv could not install $(1); installing with pip instead"; \
+	     $(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e $(1); }
+
 $(INSTALLED): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(call INSTALL,'.[dev]')
 	touch $(INSTALLED)
 
 # the optional scheduler integration, which the test suite also checks
 $(WITH_DAGSTER): $(INSTALLED)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,dagster]'
+	$(call INSTALL,'.[dev$(comma)dagster]')
 	touch $(WITH_DAGSTER)
 
 ## build: venv, embedded PostgreSQL, demo data, pre-hook, dbt build, dbt docs generate
