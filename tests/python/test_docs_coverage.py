@@ -7,8 +7,9 @@ catalog.json of a docs build), so there is no hand-kept list that could drift:
 - dbt-coverage: every column of every model, seed, snapshot (dbt's meta-columns included)
   and source described, 100%;
 - by hand, what neither tool checks: source table descriptions and the project's
-  primary-key rule (unique + not_null on one column, the not_null a test or, on a contracted
-  model, the column's not_null constraint; or unique_combination_of_columns; or,
+  primary-key rule (the project's primary_key test, on one column or on the key's columns; or
+  unique + not_null on one column, the not_null a test or, on a contracted model, the
+  column's not_null constraint; or,
   for a model whose key is its source's, meta.primary_key_tested_on naming that source column,
   which must have both).
 """
@@ -22,8 +23,6 @@ from pathlib import Path
 import pytest
 
 from .conftest import BIN, PROJECT, Database
-
-PK_TESTS = {"unique", "unique_combination_of_columns"}
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +118,7 @@ def test_every_model_has_a_primary_key_test(artefacts) -> None:
         if not model:  # a test on a source column names the source among its dependencies
             model = next((n for n in test["depends_on"]["nodes"] if n.startswith("source.")), "")
         column = test.get("column_name") or ""
-        if metadata.get("name") == "unique_combination_of_columns":
+        if metadata.get("name") == "primary_key":
             keyed.add(model)
         elif metadata.get("name") == "unique":
             unique.add((model, column))

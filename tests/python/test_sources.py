@@ -30,7 +30,18 @@ CASES: dict[str, Case] = {
             "alter table companies drop constraint companies_pkey",
             "insert into companies select * from companies order by id limit 1",
         ),
-        "unique_stg_app__companies_tenant_id",
+        "primary_key_stg_app__companies_tenant_id",
+        fails=True,
+    ),
+    # one test checks a key for duplicates and NULLs (tests/dbt/generic/primary_key.sql)
+    "company_without_id": Case(
+        (
+            "alter table companies drop constraint companies_pkey",
+            "alter table companies alter column id drop not null",
+            "update companies set id = null "
+            "where id = (select id from companies order by id desc limit 1)",
+        ),
+        "primary_key_stg_app__companies_tenant_id",
         fails=True,
     ),
     # the database's own key answers these two tests while it exists; without it they scan
