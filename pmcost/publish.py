@@ -428,41 +428,6 @@ def guard_breaches(
         ]
     )
     return breaches + [line for line in lines if line is not None]
-    for table, count in figures.sources.items():
-        before = previous.sources.get(table)
-        if before is None or count == 0:
-            continue
-        moved = _moved(before, count, guards["max_source_change"])
-        if moved:
-            breaches.append(
-                f"{table}: {count:,} rows, last published run {before:,} ({moved}, limit "
-                f"±{guards['max_source_change']:.0%}, var publish_max_source_change)"
-            )
-    for table, count in figures.tenants.items():
-        before = previous.tenants.get(table)
-        if before is None:
-            continue
-        moved = _moved(before, count, guards["max_tenant_change"])
-        if moved:
-            breaches.append(
-                f"{candidate.published_schema}.{table}: {count:,} tenants, last published run "
-                f"{before:,} ({moved}, limit ±{guards['max_tenant_change']:.0%}, "
-                "var publish_max_tenant_change)"
-            )
-    for label, total in figures.totals.items():
-        before_text = previous.totals.get(label)
-        if before_text is None:
-            continue
-        table = (REVENUE if label == "revenue" else MODELED_COST)[0]
-        after, before = Decimal(total), Decimal(before_text)
-        moved = _moved(float(before), float(after), guards["max_total_change"])
-        if moved:
-            breaches.append(
-                f"{candidate.published_schema}.{table}: {label.replace('_', ' ')} total "
-                f"{after:,.2f}, last published run {before:,.2f} ({moved}, limit "
-                f"±{guards['max_total_change']:.0%}, var publish_max_total_change)"
-            )
-    return breaches
 
 
 # -- the audit table -------------------------------------------------------------------------------
