@@ -17,7 +17,7 @@ import psycopg
 from pmcost import db, ddl, demo_data, demo_finance, finance, logs, publish
 from pmcost import dbt as dbt_runner
 from pmcost.errors import PmcostError, UsageError
-from pmcost.refresh import EXIT_CODES, REFRESH_LOCK, refresh
+from pmcost.refresh import EXIT_CODES, REFRESH_LOCK, published_schema, refresh
 from pmcost.server import HOST, EmbeddedServer, free_port
 from pmcost.settings import DEFAULT_APP_SCHEMA, DEFAULT_TARGET, Target, state_dir
 from pmcost.signals import SignalGuard
@@ -292,7 +292,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     refresh(target, as_of=as_of, ddl_options=ddl.RunOptions(), accept_changes=True, docs=False)
     # Finance's demo files, written from the published costs with planted discrepancies,
     # loaded with the commands Finance uses, then reconciled by a second refresh
-    marts = os.environ.get("PMCOST_MARTS_SCHEMA", "analytics")
+    marts = published_schema()
     with db.connection(target) as conn:
         demo_finance.set_demo_record_values(conn, marts_schema=marts, app_schema=target.app_schema)
         files = demo_finance.write(

@@ -324,6 +324,35 @@ def empty_sources(counts: dict[str, int], previous: dict[str, int] | None = None
     ]
 
 
+def empty_before_build(
+    conn: psycopg.Connection, published_schema: str, app_schema: str
+) -> list[str]:
+    """Before a build: the application tables the last published run counted that are empty
+    now, as the guard's lines. No published run (or no such table any more: dbt's source
+    check names it) means nothing to say yet; the publish checks every table again."""
+    previous = last_published(conn, published_schema)
+    if previous is None:
+        return []
+    prefix = f"{app_schema}."
+    now: dict[str, int] = {}
+    for name in previous.sources:
+        if not name.startswith(prefix):
+            continue
+        relation = conn.execute(
+            "select to_regclass(format('%%I.%%I', %s::text, %s::text))",
+            (app_schema, name.removeprefix(prefix)),
+        ).fetchone()
+        if relation is None or relation[0] is None:
+            continue
+        row = conn.execute(
+            sql.SQL("select exists (select from {})").format(
+                _qualified(app_schema, name.removeprefix(prefix))
+            )
+        ).fetchone()
+        now[name] = 1 if row and row[0] else 0
+    return empty_sources(now, previous.sources)
+
+
 def candidate_figures(
     conn: psycopg.Connection, candidate: Candidate, sources: dict[str, int]
 ) -> Figures:

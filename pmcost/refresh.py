@@ -11,6 +11,7 @@ either all old or all new. Each run leaves a JSON summary for schedulers and mon
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -235,6 +236,21 @@ def _refresh(
                     say("  nothing to do: columns, constraints and indexes already in place")
             guard.check()
 
+            # an empty application table stops the refresh here, before a build whose figures
+            # the publish would refuse anyway (it checks every table again after the build)
+            if not accept_changes:
+                empty = publish.empty_before_build(conn, published_schema(), target.app_schema)
+                if empty:
+                    summary.guards = {"breaches": empty, "accepted": False}
+                    raise publish.GuardError(
+                        "refusing to build: "
+                        + "; ".join(empty)
+                        + ". The published tables are unchanged. If the table is empty on "
+                        "purpose, run again with --accept-changes (it is recorded with the run)",
+                        details=summary.guards,
+                    )
+            guard.check()
+
             fingerprint = dbt_runner.code_fingerprint(conn.info.server_version)
             unit_tests = all_unit_tests or _unit_tests_needed(artefacts, target, fingerprint)
             if unit_tests:
@@ -293,6 +309,11 @@ def _refresh(
                     "published, but `dbt docs generate` failed (see dbt's output above); "
                     "run `pmcost docs` to retry"
                 )
+
+
+def published_schema() -> str:
+    """The schema readers query: the profile's, PMCOST_MARTS_SCHEMA (profiles.example.yml)."""
+    return os.environ.get("PMCOST_MARTS_SCHEMA") or "analytics"
 
 
 def check_freshness(

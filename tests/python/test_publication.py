@@ -84,7 +84,9 @@ def test_plain_dbt_build_never_changes_published_tables(built: Database) -> None
 def test_an_empty_application_table_stops_the_refresh(built: Database, table: str) -> None:
     """Finding 2: `truncate subscriptions` published empty marts with exit 0; an empty
     billing_analytics gave every tenant 0 emails without a word. The usage feed has an
-    error threshold, so its freshness check stops the refresh first; past it, the guard."""
+    error threshold, so its freshness check stops the refresh first; past it, the guard,
+    before the build (the last published run counted the table). Accepted, the publish
+    counts it again and records the breach with the run."""
     before = fingerprint(built)
     built.execute(f"truncate {table}")
     if table == "billing_analytics":
@@ -98,6 +100,7 @@ def test_an_empty_application_table_stops_the_refresh(built: Database, table: st
     assert "--accept-changes" in result.stderr
     assert fingerprint(built) == before
     assert summary(built)["outcome"] == "guard"
+    assert "refusing to build" in result.stderr and "build" not in summary(built)["steps"]
 
     accepted = refresh(built, "--accept-changes", "--skip-freshness")
     assert accepted.returncode == 0, accepted.stdout[-3000:] + accepted.stderr
