@@ -271,6 +271,29 @@ class Bench:
             "queries": float(len(latencies)),
         }
 
+    def health_check(self, seconds: float, rounds: int = 2) -> dict[str, dict[str, float]]:
+        """The guide's health-check query at 100 clients on the published mart and on the
+        limit's table, each in its steady state: both vacuumed and analyzed first (the
+        publish has just handed the marts back to autovacuum, which would otherwise work on
+        them, and not on the limit's, during the first run), then measured in turns,
+        `rounds` times each, keeping each one's best p95 (the run least disturbed by the
+        rest of the machine)."""
+        schemas = ("analytics", "bench_limit")
+        with self.connect() as conn:
+            for schema in schemas:
+                conn.execute(
+                    sql.SQL("vacuum (analyze) {}.executive_business_summary").format(
+                        sql.Identifier(schema)
+                    )
+                )
+        best: dict[str, dict[str, float]] = {}
+        for _ in range(rounds):
+            for schema in schemas:
+                run = self.latency(100, schema, seconds, queries=("daily_executive_health_check",))
+                if schema not in best or run["p95_ms"] < best[schema]["p95_ms"]:
+                    best[schema] = run
+        return best
+
     def incremental_vs_full(self) -> None:
         """The daily history (the fact and the tenant-day models it joins, tag `daily`):
         rebuilding its whole history against one daily incremental run."""
@@ -447,12 +470,7 @@ def scaling(
                 say("  the daily models: full history against one incremental day ...")
                 bench.incremental_vs_full()
             say("  the health-check query at 100 clients, on the marts and on the limit ...")
-            health = {
-                schema: bench.latency(
-                    100, schema, seconds, queries=("daily_executive_health_check",)
-                )
-                for schema in ("analytics", "bench_limit")
-            }
+            health = bench.health_check(seconds)
             results[str(size)] = {
                 "tenants": size,
                 "billing_rows": bench.figures["billing_rows"],
