@@ -7,7 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from .conftest import Database
+from .conftest import ANCHOR, Database
 
 EXEC = "analytics.executive_business_summary"
 ALLOC = "analytics.business_cost_allocation"
@@ -105,3 +105,31 @@ def test_a_row_breaking_a_column_rule_is_refused(built: Database, case: str) -> 
     with built.connect() as conn, pytest.raises(error) as refused:
         conn.execute(statement)
     assert column in str(refused.value)
+
+
+def test_the_daily_facts_tests_read_the_days_the_run_wrote(built: Database) -> None:
+    """An incremental run deletes and inserts only its own days (the as-of date minus the
+    lookback, 3 days, to the as-of date), so the fact's tests read those days: an older day
+    is as the run that wrote and tested it left it (macros/run_window.sql)."""
+    fact = "analytics.fct_tenant_economics_daily"
+    one_tenant = f"tenant_id = (select min(tenant_id::text)::uuid from {fact})"
+    failing = "equals_difference_of_columns_fct_tenant_economics_daily_monthly_profit"
+    # a wrong profit on a day before this run's window: not read again
+    with built.connect() as conn:
+        moved = conn.execute(
+            f"update {fact} set economics_date = economics_date - 10, "
+            f"monthly_profit = monthly_profit + 1 where economics_date = date '{ANCHOR}' - 3 "
+            f"and {one_tenant}"
+        ).rowcount
+    assert moved == 1
+    old_day = built.dbt("test", "--select", "fct_tenant_economics_daily", extra_vars=PUBLISHED)
+    assert old_day.returncode == 0, old_day.stdout[-4000:]
+    # the same mistake on a day the run wrote fails the test
+    with built.connect() as conn:
+        conn.execute(
+            f"update {fact} set monthly_profit = monthly_profit + 1 "
+            f"where economics_date = date '{ANCHOR}' and {one_tenant}"
+        )
+    in_window = built.dbt("test", "--select", "fct_tenant_economics_daily", extra_vars=PUBLISHED)
+    assert in_window.returncode != 0
+    assert any(failing in line and "FAIL" in line for line in in_window.stdout.splitlines())

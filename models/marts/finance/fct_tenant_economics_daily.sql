@@ -5,12 +5,13 @@
 -- day (snapshots, via the cost intervals). Incremental: a run recomputes the days from
 -- history_start_date() (as-of minus the lookback, or var history_start for a backfill) to the
 -- as-of date; older days are kept as they were. The pre-hook first deletes every row of the
--- recomputed days (delete+insert alone would keep a tenant that is no longer active).
+-- recomputed days (a delete by key would keep a tenant that is no longer active), so the
+-- run appends its days: dbt's delete+insert would join the whole history to them again to
+-- delete nothing. The primary-key test checks the run's days.
 {{ config(
     tags=['daily'],
     materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key=['tenant_id', 'economics_date'],
+    incremental_strategy='append',
     on_schema_change='fail',
     grants=mart_grants(),
     pre_hook=[
