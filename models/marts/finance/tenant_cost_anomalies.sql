@@ -6,8 +6,15 @@
 
 with
 
+-- the days the alerts read (the as-of date, the day before, the trailing days), so the
+-- rest of the history is not read: this CTE is read three times, and PostgreSQL then
+-- writes it out whole
 daily as (
     select * from {{ ref('fct_tenant_economics_daily') }}
+    where
+        economics_date
+        between {{ as_of_date() }} - {{ [var('anomaly_trailing_days') | int, 1] | max }}
+        and {{ as_of_date() }}
 ),
 
 today as (
