@@ -24,6 +24,20 @@ subscriptions as (
     select * from {{ ref('stg_app__subscriptions') }}
 ),
 
+-- the rows some window of the run reads, with their tenant
+window_rows as (
+    select
+        subscriptions.tenant_id,
+        billing_analytics.period_start_date,
+        billing_analytics.emails_sent
+    from billing_analytics
+    inner join subscriptions
+        on billing_analytics.subscription_id = subscriptions.subscription_id
+    where
+        billing_analytics.period_start_date
+        between {{ history_start_date() }} - 30 and {{ as_of_date() }}
+),
+
 {% if direct -%}
 -- each day of the run: the emails of its window, per tenant whose rows some window reads
 -- (sqlfluff measures the indent of a loop's rendered lines, not of the template: LT02 off
@@ -31,20 +45,15 @@ subscriptions as (
 -- noqa: disable=LT02
 tenant_windows as (
     select
-        subscriptions.tenant_id,
+        tenant_id,
         {%- for day in days %}
-        sum(billing_analytics.emails_sent) filter (
-            where billing_analytics.period_start_date
+        sum(emails_sent) filter (
+            where period_start_date
             between cast('{{ day }}' as date) - 30 and cast('{{ day }}' as date)
         ) as emails_day_{{ loop.index }}{{ "," if not loop.last }}
         {%- endfor %}
-    from billing_analytics
-    inner join subscriptions
-        on billing_analytics.subscription_id = subscriptions.subscription_id
-    where
-        billing_analytics.period_start_date
-        between {{ history_start_date() }} - 30 and {{ as_of_date() }}
-    group by subscriptions.tenant_id
+    from window_rows
+    group by tenant_id
 ),
 
 final as (
@@ -69,22 +78,17 @@ final as (
 -- one bucket on the first day
 tenant_day_emails as (
     select
-        subscriptions.tenant_id,
+        tenant_id,
         case
             when
-                billing_analytics.period_start_date <= {{ history_start_date() }}
-                and billing_analytics.period_start_date > {{ as_of_date() }} - 31
+                period_start_date <= {{ history_start_date() }}
+                and period_start_date > {{ as_of_date() }} - 31
                 then {{ history_start_date() }}
-            else billing_analytics.period_start_date
+            else period_start_date
         end as bucket_date,
-        sum(billing_analytics.emails_sent) as emails_sent
-    from billing_analytics
-    inner join subscriptions
-        on billing_analytics.subscription_id = subscriptions.subscription_id
-    where
-        billing_analytics.period_start_date
-        between {{ history_start_date() }} - 30 and {{ as_of_date() }}
-    group by subscriptions.tenant_id, bucket_date
+        sum(emails_sent) as emails_sent
+    from window_rows
+    group by tenant_id, bucket_date
 ),
 
 -- each day's change to the window: + on the day a row enters (the first day for the rows
