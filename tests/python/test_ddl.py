@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 
@@ -10,7 +11,7 @@ import pytest
 
 from pmcost import ddl
 
-from .conftest import ANCHOR, Database
+from .conftest import ANCHOR, BIN, PROJECT, Database
 
 QUIET = ddl.RunOptions(lock_timeout_ms=200, backoff_seconds=0.05, max_backoff_seconds=0.2)
 
@@ -295,10 +296,28 @@ def test_an_exclusive_lock_during_planning_is_retried_and_its_holder_named(
             assert "retry 1/2" in result.stdout  # it did retry, with backoff
             assert "reading the catalog to plan" in result.stderr
 
-        # released while apply is retrying: apply finishes
-        threading.Timer(1.0, holder.rollback).start()
-        result = app_db.pmcost("ddl", "apply", "--target", "postgres", "--lock-timeout-ms", "200")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "waiting: reading the catalog to plan" in result.stdout
+        # released once apply has timed out on it and is retrying: apply then finishes. (A
+        # timer started with the process raced its start-up on a loaded machine: the lock
+        # was gone before apply reached it.)
+        command = [str(BIN / "pmcost"), "ddl", "apply", "--target", "postgres"]
+        with subprocess.Popen(
+            [*command, "--lock-timeout-ms", "200"],
+            cwd=PROJECT,
+            env=app_db.env() | {"PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as apply:
+            assert apply.stdout is not None
+            seen = []
+            for line in apply.stdout:
+                seen.append(line)
+                if "waiting: reading the catalog to plan" in line:
+                    holder.rollback()
+                    break
+            rest, errors = apply.communicate(timeout=120)
+    output = "".join(seen) + rest
+    assert apply.returncode == 0, output + errors
+    assert "waiting: reading the catalog to plan" in output
     with app_db.connect() as conn:
         assert ddl.verify(conn, "public") == []
