@@ -296,12 +296,19 @@ def test_an_exclusive_lock_during_planning_is_retried_and_its_holder_named(
             assert "retry 1/2" in result.stdout  # it did retry, with backoff
             assert "reading the catalog to plan" in result.stderr
 
-        # released once apply has timed out on it and is retrying: apply then finishes. (A
-        # timer started with the process raced its start-up on a loaded machine: the lock
-        # was gone before apply reached it.)
-        command = [str(BIN / "pmcost"), "ddl", "apply", "--target", "postgres"]
+        # released once apply has timed out on it and is retrying (its first `waiting:` line,
+        # not a timer, which could fire before a slow start-up reached the lock): apply then
+        # finishes
         with subprocess.Popen(
-            [*command, "--lock-timeout-ms", "200"],
+            [
+                str(BIN / "pmcost"),
+                "ddl",
+                "apply",
+                "--target",
+                "postgres",
+                "--lock-timeout-ms",
+                "200",
+            ],
             cwd=PROJECT,
             env=app_db.env() | {"PYTHONUNBUFFERED": "1"},
             stdout=subprocess.PIPE,
