@@ -17,7 +17,7 @@ import psycopg
 from pmcost import db, ddl, demo_data, demo_finance, finance, logs, publish
 from pmcost import dbt as dbt_runner
 from pmcost.errors import PmcostError, UsageError
-from pmcost.refresh import EXIT_CODES, REFRESH_LOCK, published_schema, refresh
+from pmcost.refresh import EXIT_CODES, REFRESH_LOCK, candidate_schema, refresh
 from pmcost.server import HOST, EmbeddedServer, free_port
 from pmcost.settings import DEFAULT_APP_SCHEMA, DEFAULT_TARGET, Target, state_dir
 from pmcost.signals import SignalGuard
@@ -271,6 +271,15 @@ def cmd_finance_load(args: argparse.Namespace) -> int:
     return 0
 
 
+# what `pmcost build` builds before the demo's Finance files: the models, seeds and snapshots
+# the modeled costs are made of; their tests run in the refresh that follows
+DEMO_COSTS_RESOURCES = [
+    *("--resource-type", "model"),
+    *("--resource-type", "seed"),
+    *("--resource-type", "snapshot"),
+]
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     """Everything on the embedded server: start, demo data, pre-hook, dbt build, docs."""
     target = Target(name="embedded", app_schema=args.app_schema)
@@ -285,25 +294,39 @@ def cmd_build(args: argparse.Namespace) -> int:
             schema=target.app_schema,
             progress=print,
         )
-    # the demo data was just replaced on purpose: its figures may move beyond the guards
     # the marts describe the demo's last day (today unless --anchor-date says otherwise)
     as_of = args.as_of or args.anchor_date
-    # the docs come with the second refresh, the one that reconciles Finance's files
-    refresh(target, as_of=as_of, ddl_options=ddl.RunOptions(), accept_changes=True, docs=False)
-    # Finance's demo files, written from the published costs with planted discrepancies,
-    # loaded with the commands Finance uses, then reconciled by a second refresh
-    marts = published_schema()
+    # Finance's demo files are written from the modeled resource costs, with planted
+    # discrepancies: build those models alone first, into the candidate schema (no tests,
+    # nothing published), then load the files with the commands Finance uses, and let one
+    # refresh build, test, reconcile and publish everything
     with db.connection(target) as conn:
-        demo_finance.set_demo_record_values(conn, marts_schema=marts, app_schema=target.app_schema)
+        applied = ddl.apply(conn, target.app_schema, say=print)
+    if not applied.ok:
+        raise PmcostError("the pre-hook did not reach its target state; see its output above")
+    code = dbt_runner.run(
+        ["build", "--select", f"+{demo_finance.COSTS_MODEL}", *DEMO_COSTS_RESOURCES],
+        target,
+        as_of=as_of,
+    )
+    if code != 0:
+        raise PmcostError(
+            f"dbt could not build {demo_finance.COSTS_MODEL} for the demo's Finance files "
+            "(see dbt's output above)"
+        )
+    costs = candidate_schema()
+    with db.connection(target) as conn:
+        demo_finance.set_demo_record_values(conn, marts_schema=costs, app_schema=target.app_schema)
         files = demo_finance.write(
             conn,
             state_dir() / "demo" / "finance",
             as_of,
-            marts_schema=marts,
+            marts_schema=costs,
             app_schema=target.app_schema,
         )
         for path, kind in ((files.invoices, finance.INVOICES), (files.ledger, finance.LEDGER)):
             print(finance.load(conn, path, kind, say=print).describe())
+    # the demo data was just replaced on purpose: its figures may move beyond the guards
     refresh(target, as_of=as_of, ddl_options=ddl.RunOptions(), accept_changes=True)
     print()
     print(

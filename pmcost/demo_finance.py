@@ -1,7 +1,7 @@
 """Demo Finance files: a provider invoice and a ledger for the anchor's month and the one
-before, written from the published resource costs with planted discrepancies, so the
-reconciliation marts show every status. Also a few record values (approximate_cost) that
-drift from the price list, for the drift report.
+before, written from the modeled resource costs (COSTS_MODEL, in the schema the caller
+names) with planted discrepancies, so the reconciliation marts show every status. Also a
+few record values (approximate_cost) that drift from the price list, for the drift report.
 
 Planted, in the later month: a billed VPS the application does not know, a VPS the
 application holds stopped that is still billed, a promotional credit line on one VPS, a
@@ -28,6 +28,8 @@ PROMOTION_CREDIT = Decimal("-5.00")
 LEDGER_SURPLUS = Decimal("25.00")  # the later month's VPS ledger total over its invoices
 SHARED_DATABASE = Decimal("180.00")  # NileDB, a ledger-only overhead
 BACKUP_STORAGE = Decimal("12.00")  # an `other` line each month
+# the model the files are written from: one row per resource and cost interval
+COSTS_MODEL = "resource_cost_intervals"
 
 
 @dataclass(frozen=True)
@@ -47,10 +49,10 @@ def _month_end(month: date) -> date:
 
 
 def set_demo_record_values(conn: psycopg.Connection, *, marts_schema: str, app_schema: str) -> None:
-    """Finance's record values (approximate_cost) on three resources, from the published
-    costs: one VPS at its list price, one VPS $3.00 above it (a stale record) and one
-    dedicated IP at $5.25 against the $4.99 constant; the last two drift."""
-    intervals = sql.Identifier(marts_schema, "resource_cost_intervals")
+    """Finance's record values (approximate_cost) on three resources, from the modeled costs
+    in `marts_schema`: one VPS at its list price, one VPS $3.00 above it (a stale record) and
+    one dedicated IP at $5.25 against the $4.99 constant; the last two drift."""
+    intervals = sql.Identifier(marts_schema, COSTS_MODEL)
     picked = conn.execute(
         sql.SQL(
             "select resource_id, reference_monthly_cost from {} where resource_type = 'vps' "
@@ -116,7 +118,7 @@ def write(
 ) -> DemoFiles:
     """Write the invoice and ledger CSVs for the anchor's month and the month before."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    intervals = sql.Identifier(marts_schema, "resource_cost_intervals")
+    intervals = sql.Identifier(marts_schema, COSTS_MODEL)
     stopped = conn.execute(
         sql.SQL(
             "select hostname from {} where lower(trim(status)) <> 'active' and hostname is not null"
