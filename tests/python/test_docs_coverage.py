@@ -11,7 +11,8 @@ catalog.json of a docs build), so there is no hand-kept list that could drift:
   unique + not_null on one column, the not_null a test or, on a contracted model, the
   column's not_null constraint; or,
   for a model whose key is its source's, meta.primary_key_tested_on naming that source column,
-  which must have both).
+  which must have both; or, for an ephemeral model a model publishes unchanged, naming that
+  model, which must read it and have a primary-key test).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def test_dbt_coverage_documents_every_column(artefacts, tmp_path: Path) -> None:
     assert {"snap_app__plans", "vps_price_list", "billing_analytics"} <= names
     assert {
         "stg_app__payments",
-        "int_resource_cost_intervals",
+        "int_tenant_resource_cost_daily",
         "fct_tenant_economics_daily",
     } <= names
     assert covered["covered"] == covered["total"] > 400
@@ -139,9 +140,18 @@ def test_every_model_has_a_primary_key_test(artefacts) -> None:
         for source in manifest["sources"].values()
         for column in source["columns"]
     }
+    # an ephemeral model whose rows a model publishes unchanged names that model, which reads
+    # it directly and has a primary-key test of its own
+    models_by_name = {node["name"]: node for node in _project_nodes(manifest, "model")}
     for node in _project_nodes(manifest, "model"):
         named = (node["config"].get("meta") or {}).get("primary_key_tested_on")
-        if named:
+        if named and named.startswith("model "):
+            copy = models_by_name[named.removeprefix("model ")]
+            assert node["config"]["materialized"] == "ephemeral", node["name"]
+            assert node["unique_id"] in copy["depends_on"]["nodes"], named
+            assert copy["unique_id"] in keyed, f"{named} has no primary-key test"
+            keyed.add(node["unique_id"])
+        elif named:
             source_id = source_keys[named]
             column = named.rsplit(".", 1)[1]
             assert (source_id, column) in unique & not_null, f"{named} lacks unique + not_null"

@@ -4,6 +4,8 @@
 -- The tenant-day costs, resource_cost_intervals (for analysts), the allocation
 -- reconciliation and the invoice reconciliation all read it. resource_key is how invoices
 -- name the resource (macro resource_key).
+{{ config(materialized='ephemeral') }}
+
 with
 
 vps_costs as (
