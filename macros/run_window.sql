@@ -7,7 +7,9 @@
     The daily fact's tests use it to read only the days this run wrote. Older days are as
     the run that wrote them left them (an incremental run deletes and inserts only its own
     days), and that run tested them; testing them again each day made the tests' time grow
-    with the length of the history (46 s of the build at 100,000 tenants and 110 days). -#}
+    with the length of the history (46 s of the build at 100,000 tenants and 110 days).
+    The usage rows' tests (stg_app__billing_analytics) read, the same way, the rows this
+    run's email windows read. -#}
 {% macro postgres__get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
     {%- if where -%}

@@ -7,6 +7,7 @@ a mart would be wrong) or warns (the row is left out or reported as unallocated)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,11 @@ class Case:
 
 ONE_ACTIVE_SUB = "(select id from subscriptions where status = 'active' order by id limit 1)"
 ONE_ACTIVE_VPS = "(select id from vps_instances where status = 'active' order by id limit 1)"
+# a usage row of the as-of day: every window of the run reads it (the tests on
+# stg_app__billing_analytics read the rows the run reads, see test_billing_tests_read_...)
+ONE_BILLING_ROW = (
+    f"(select id from billing_analytics where period_start = date '{ANCHOR}' order by id limit 1)"
+)
 
 CASES: dict[str, Case] = {
     "duplicate_company_id": Case(
@@ -115,7 +121,7 @@ CASES: dict[str, Case] = {
     "billing_row_of_missing_subscription": Case(
         (
             "update billing_analytics set subscription_id = gen_random_uuid() "
-            "where id = (select id from billing_analytics order by id limit 1)",
+            f"where id = {ONE_BILLING_ROW}",
         ),
         "billing_row_of_unknown_subscription",
         fails=False,
@@ -142,7 +148,7 @@ CASES: dict[str, Case] = {
     "billing_period_ends_before_it_starts": Case(
         (
             "update billing_analytics set period_end = period_start - 1 "
-            "where id = (select id from billing_analytics order by id limit 1)",
+            f"where id = {ONE_BILLING_ROW}",
         ),
         "billing_period_ends_before_it_starts",
         fails=True,
@@ -164,10 +170,7 @@ CASES: dict[str, Case] = {
         fails=True,
     ),
     "negative_emails_sent": Case(
-        (
-            "update billing_analytics set emails_sent = -5 "
-            "where id = (select id from billing_analytics order by id limit 1)",
-        ),
+        (f"update billing_analytics set emails_sent = -5 where id = {ONE_BILLING_ROW}",),
         "billing_negative_emails_sent",
         fails=True,
     ),
@@ -211,6 +214,32 @@ def test_bad_source_is_reported(built: Database, case_name: str) -> None:
         assert result.returncode == 0, result.stdout[-3000:]
         assert any("WARN" in line for line in named), result.stdout[-3000:]
         assert f"Warning in test {case.test_name}" in result.stdout
+
+
+@pytest.mark.parametrize(("days_before", "fails"), [(34, False), (33, True)])
+def test_billing_tests_read_the_rows_the_run_reads(
+    built: Database, days_before: int, fails: bool
+) -> None:
+    """A daily run's windows read usage from its first day (as-of minus the 3-day lookback)
+    minus 30 days: a negative count 33 days before the as-of date fails its test, one a day
+    older is not read by this run, nor tested again (the run that read it tested it)."""
+    day = ANCHOR - timedelta(days=days_before)
+    with built.connect() as conn:
+        changed = conn.execute(
+            "update billing_analytics set emails_sent = -1 where id = (select id from "
+            "billing_analytics where period_start = %s order by id limit 1)",
+            (day,),
+        ).rowcount
+    assert changed == 1
+    result = built.dbt(
+        "build",
+        "--select",
+        "+billing_negative_emails_sent",
+        "--exclude-resource-type",
+        "unit_test",
+    )
+    assert (result.returncode != 0) is fails, result.stdout[-3000:]
+    assert ("Failure in test billing_negative_emails_sent" in result.stdout) is fails
 
 
 def test_refunds_may_be_negative(built: Database) -> None:
