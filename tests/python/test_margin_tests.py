@@ -99,6 +99,31 @@ def test_corrupted_mart_row_fails_its_margin_test(built: Database, case: str) ->
     assert any(failing_test in line for line in failures), "\n".join(failures)
 
 
+VPS_INTERVALS = "analytics_intermediate.int_vps_cost_intervals"
+ONE_LAST_VPS_INTERVAL = (
+    f"(vps_instance_id, valid_from_date) = (select vps_instance_id, max(valid_from_date) from "
+    f"{VPS_INTERVALS} group by vps_instance_id order by vps_instance_id limit 1)"
+)
+BROKEN_INTERVALS = {
+    "interval_without_a_bound": f"update {VPS_INTERVALS} set valid_to_date = null "
+    f"where {ONE_LAST_VPS_INTERVAL}",
+    "interval_ending_early": f"update {VPS_INTERVALS} set valid_to_date = '2030-01-01' "
+    f"where {ONE_LAST_VPS_INTERVAL}",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_INTERVALS))
+def test_a_broken_interval_table_fails_intervals_cover_all_time(built: Database, case: str) -> None:
+    """The interval tables have no not_null test of their own: a NULL bound is one of the
+    cases intervals_cover_all_time reports, beside a timeline that stops short."""
+    with built.connect() as conn:
+        assert conn.execute(BROKEN_INTERVALS[case]).rowcount == 1
+    result = built.dbt("test", "--select", "int_vps_cost_intervals", "--exclude", "test_type:unit")
+    failures = [line for line in result.stdout.splitlines() if "FAIL" in line and " of " in line]
+    assert result.returncode != 0
+    assert [line for line in failures if "intervals_cover_all_time" in line], result.stdout[-3000:]
+
+
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_a_row_breaking_a_column_rule_is_refused(built: Database, case: str) -> None:
     statement, error, column = REFUSED[case]

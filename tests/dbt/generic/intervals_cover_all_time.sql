@@ -1,7 +1,8 @@
 {#- Validity intervals [valid_from_date, valid_to_date) of each partition (e.g. a resource)
-    tile all time: the first starts at -infinity, each ends where the next starts (no gap,
-    no overlap), the last ends at infinity, none is empty. Returns each offending interval
-    with what is wrong. -#}
+    tile all time: both bounds are set, the first starts at -infinity, each ends where the
+    next starts (no gap, no overlap), the last ends at infinity, none is empty. Returns each
+    offending interval with what is wrong. (A NULL bound is one of its cases, so an interval
+    table needs no not_null test of its own, a second scan.) -#}
 {% test intervals_cover_all_time(model, partition_by=[]) %}
     {%- set partition = partition_by | join(', ') -%}
     with
@@ -23,6 +24,8 @@
             {{ partition ~ ', ' if partition }}valid_from_date,
             valid_to_date,
             case
+                when valid_from_date is null or valid_to_date is null
+                    then 'interval without a bound (NULL date)'
                 when valid_from_date >= valid_to_date then 'empty or reversed interval'
                 when previous_valid_to_date is null and valid_from_date <> '-infinity'
                     then 'first interval does not start at -infinity'
