@@ -47,8 +47,10 @@
       it reads belong to this candidate;
     - carry the published incremental history into it when the incremental model is
       selected, so an incremental run continues the published table instead of starting
-      over, and a failed run never touches the published one. Indexes are not copied: the
-      model's post-hook creates them on the candidate table. -#}
+      over, and a failed run never touches the published one. A model whose meta names its
+      `run_window_column` is carried without the rows of the days this run writes again
+      (history_start_date() to the as-of date): they would be copied only to be deleted.
+      Indexes are not copied: the model's post-hook creates them on the candidate table. -#}
 {% macro prepare_candidate() %}
     {%- if execute and flags.WHICH in ('build', 'run') and publication_schema() != target.schema -%}
         {%- set candidate = publication_schema() -%}
@@ -93,10 +95,15 @@
                     {%- do run_query("drop table " ~ copy ~ " cascade") -%}
                     {%- do adapter.cache_dropped(copy) -%}
                 {%- endif -%}
+                {%- set window_column = (node.config.meta or {}).get('run_window_column') -%}
+                {%- set kept = '' if not window_column else (
+                    " where " ~ adapter.quote(window_column) ~ " < " ~ history_start_date()
+                    ~ " or " ~ adapter.quote(window_column) ~ " > " ~ as_of_date()
+                ) -%}
                 {%- do run_query(
                     "create table " ~ copy ~ " (like " ~ published
                     ~ " including defaults including constraints) with (" ~ no_autovacuum() ~ "); "
-                    ~ "insert into " ~ copy ~ " select * from " ~ published ~ "; "
+                    ~ "insert into " ~ copy ~ " select * from " ~ published ~ kept ~ "; "
                     ~ "analyze " ~ copy
                 ) -%}
                 {%- do adapter.cache_added(copy) -%}

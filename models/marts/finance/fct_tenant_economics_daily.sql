@@ -4,16 +4,19 @@
 -- table's as-of day. Prices, price list and cost assumptions are those captured for each
 -- day (snapshots, via the cost intervals). Incremental: a run recomputes the days from
 -- history_start_date() (as-of minus the lookback, or var history_start for a backfill) to the
--- as-of date; older days are kept as they were. The pre-hook first deletes every row of the
--- recomputed days (a delete by key would keep a tenant that is no longer active), so the
--- run appends its days: dbt's delete+insert would join the whole history to them again to
--- delete nothing. The primary-key test checks the run's days.
+-- as-of date; older days are kept as they were. The candidate starts from the published
+-- days outside the run's window (meta run_window_column, macros/publication.sql). The
+-- pre-hook deletes every row of the recomputed days wherever they are (the published table
+-- itself when built with publish_stage published; a delete by key would keep a tenant that
+-- is no longer active), so the run appends its days: dbt's delete+insert would join the
+-- whole history to them again to delete nothing. The primary-key test checks the run's days.
 {{ config(
     tags=['daily'],
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='fail',
     grants=mart_grants(),
+    meta={'run_window_column': 'economics_date'},
     pre_hook=[
         "{% if is_incremental() %}delete from {{ this }} where economics_date between "
         ~ "{{ history_start_date() }} and {{ as_of_date() }}{% endif %}"
