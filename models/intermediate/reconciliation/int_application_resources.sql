@@ -1,10 +1,6 @@
 -- Grain: one row per VPS instance and SMTP IP the application knows, in any status, with the
 -- key invoices name it by (macro resource_key): how an invoiced resource that costs nothing
 -- in the model (not active, or unknown) is told apart, and whose it is.
--- Ephemeral: its one reader, the invoice reconciliation, aggregates it by key in the same
--- statement; a table would write every resource the application knows on every run.
-{{ config(materialized='ephemeral') }}
-
 with
 
 vps_instances as (
