@@ -17,7 +17,7 @@ import psycopg
 from pmcost import db, ddl, demo_data, demo_finance, finance, logs, publish
 from pmcost import dbt as dbt_runner
 from pmcost.errors import PmcostError, UsageError
-from pmcost.refresh import EXIT_CODES, REFRESH_LOCK, candidate_schema, refresh
+from pmcost.refresh import EXIT_CODES, REFRESH_LOCK, refresh
 from pmcost.server import HOST, EmbeddedServer, free_port
 from pmcost.settings import DEFAULT_APP_SCHEMA, DEFAULT_TARGET, Target, state_dir
 from pmcost.signals import SignalGuard
@@ -314,7 +314,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             f"dbt could not build {demo_finance.COSTS_MODEL} for the demo's Finance files "
             "(see dbt's output above)"
         )
-    costs = candidate_schema()
+    # the schema the build wrote, as its manifest names it (the profile decides it)
+    costs = publish.candidate_from_manifest(dbt_runner.target_dir())[0]
     with db.connection(target) as conn:
         demo_finance.set_demo_record_values(conn, marts_schema=costs, app_schema=target.app_schema)
         files = demo_finance.write(

@@ -317,12 +317,6 @@ def published_schema() -> str:
     return os.environ.get("PMCOST_MARTS_SCHEMA") or "analytics"
 
 
-def candidate_schema() -> str:
-    """Where `dbt build` writes the published models before the publish
-    (macros/publication.sql): the published schema's name with `_candidate`."""
-    return f"{published_schema()}_candidate"
-
-
 def check_freshness(
     session: dbt_runner.Session, summary: Summary, *, artefacts: Path, say: ddl.Say
 ) -> None:
