@@ -4,8 +4,9 @@
 -- int_subscription_revenue_intervals'); the plan name and the current period come from the
 -- highest-priced one (ties: plan name, then subscription id).
 -- One sort of the subscription-days: the count and the sum are window aggregates over the
--- same tenant-day partition as the rank, so the highest-priced row carries them (a group by
--- joined back to the ranked rows sorted them twice: 0.8 s against 0.55 s at 100,000 tenants).
+-- same tenant-day partition as the rank, so the highest-priced row carries them. (A group by
+-- joined back to the ranked rows read them twice: at 100,000 tenants the table took
+-- 0.88-1.09 s to write, against 0.67-0.72 s now.)
 {{ config(tags=['daily']) }}
 
 with
