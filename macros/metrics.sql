@@ -1,5 +1,6 @@
 {#- The metric formulas, defined once for every model that computes them (the marts and the
-    daily fact). The margin tests recompute them independently, on purpose. -#}
+    daily fact). The margin rules (the marts' CHECK constraints, in their YAML) recompute
+    them independently, on purpose. -#}
 
 {#- numerator / denominator rounded to `places`; 0 when the denominator is 0 (or NULL). -#}
 {% macro safe_ratio(numerator, denominator, places=2) -%}

@@ -50,7 +50,10 @@
       over, and a failed run never touches the published one. A model whose meta names its
       `run_window_column` is carried without the rows of the days this run writes again
       (history_start_date() to the as-of date): they would be copied only to be deleted.
-      Indexes are not copied: the model's post-hook creates them on the candidate table. -#}
+      Indexes are not copied: the model's post-hook creates them on the candidate table.
+      Nor are the published table's CHECK constraints: the copy gets the model's contract as
+      the code states it now (carried_contract), so a rule added since applies to this run's
+      rows, and the carried rows, checked when they were written, are not checked again. -#}
 {% macro prepare_candidate() %}
     {%- if execute and flags.WHICH in ('build', 'run') and publication_schema() != target.schema -%}
         {%- set candidate = publication_schema() -%}
@@ -102,8 +105,9 @@
                 ) -%}
                 {%- do run_query(
                     "create table " ~ copy ~ " (like " ~ published
-                    ~ " including defaults including constraints) with (" ~ no_autovacuum() ~ "); "
+                    ~ " including defaults) with (" ~ no_autovacuum() ~ "); "
                     ~ "insert into " ~ copy ~ " select * from " ~ published ~ kept ~ "; "
+                    ~ carried_contract(node, copy)
                     ~ "analyze " ~ copy
                 ) -%}
                 {%- do adapter.cache_added(copy) -%}
@@ -113,6 +117,34 @@
     {%- endif %}
     select 'candidate ready' as pmcost_check
 {% endmacro %}
+
+
+{#- The model's contract on the candidate's copy of a published incremental table, as one
+    `alter table` statement (empty when the model has no contract): its CHECK constraints,
+    column and model level, added NOT VALID (they hold for every row the run inserts; the
+    carried rows passed them when they were written, and checking them again would make a
+    daily run's cost grow with the history), and its not_null columns set NOT NULL (the
+    copy has the published table's already, which PostgreSQL then does not scan again).
+    Names as dbt gives them: a model-level constraint's own, PostgreSQL's for the rest. -#}
+{% macro carried_contract(node, relation) -%}
+    {%- set clauses = [] -%}
+    {%- if (node.config.contract or {}).get('enforced') -%}
+        {%- for column in node.columns.values() -%}
+            {%- for constraint in column.constraints or [] -%}
+                {%- if constraint.type == 'check' and constraint.expression -%}
+                    {%- do clauses.append("add check (" ~ constraint.expression ~ ") not valid") -%}
+                {%- elif constraint.type == 'not_null' -%}
+                    {%- do clauses.append("alter column " ~ adapter.quote(column.name) ~ " set not null") -%}
+                {%- endif -%}
+            {%- endfor -%}
+        {%- endfor -%}
+        {%- for constraint in node.constraints or [] if constraint.type == 'check' and constraint.expression -%}
+            {%- set name = "constraint " ~ adapter.quote(constraint.name) ~ " " if constraint.name else "" -%}
+            {%- do clauses.append("add " ~ name ~ "check (" ~ constraint.expression ~ ") not valid") -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{- "alter table " ~ relation ~ " " ~ clauses | join(", ") ~ "; " if clauses else "" -}}
+{%- endmacro %}
 
 
 {#- on-run-start: the analytics layer must never block the application's own migrations. A

@@ -91,8 +91,22 @@ def test_incremental_day_two_keeps_day_one(history: Database) -> None:
     assert lookback == (DAY1 - timedelta(days=3), DAY1)
     day1 = _rows(history, DAY1)
     _add_day(history, DAY2)
+    # a fact published before one of its margin rules existed
+    with history.connect() as conn:
+        conn.execute(f"alter table {FACT} drop constraint monthly_profit_is_revenue_minus_cost")
     history.build(as_of=DAY2)  # the daily run, incremental
     assert _rows(history, DAY1) == day1
+    # the carried copy has the model's rules as the code states them, the one added since
+    # included: they hold for the days the run wrote, and the carried days, checked when
+    # they were written, are not read again (NOT VALID)
+    rules = dict(
+        history.query(
+            "select conname, convalidated from pg_constraint "
+            f"where conrelid = '{FACT}'::regclass and contype = 'c'"
+        )
+    )
+    assert rules["monthly_profit_is_revenue_minus_cost"] is False
+    assert len(rules) == 10 and not any(rules.values())
     assert history.query(f"select max(economics_date) from {FACT}") == [(DAY2,)]
     # the fact continued a carried copy of the published one. The build keeps its tables'
     # statistics itself, autovacuum off them (own_statistics); the publish gives the

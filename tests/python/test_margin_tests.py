@@ -1,6 +1,9 @@
-"""The margin tests guard the marts: a corrupted mart row makes the matching test fail. The
-column rules (not null, not negative, one of the known values) are the marts' own constraints:
-PostgreSQL refuses a row that breaks one, in a build as in any later write."""
+"""The margin tests guard the marts. The row rules (totals equal their parts, profit equals
+revenue minus cost, ratios, score and health status recomputed from their inputs, not null,
+not negative, known values) are the marts' own constraints: PostgreSQL refuses a row that
+breaks one, in a build as in any later write, and the error names the rule. What one row
+cannot show (a tenant twice, totals that disagree across tables) are dbt tests: a corrupted
+mart makes the matching test fail."""
 
 from __future__ import annotations
 
@@ -11,53 +14,99 @@ from .conftest import ANCHOR, Database
 
 EXEC = "analytics.executive_business_summary"
 ALLOC = "analytics.business_cost_allocation"
+FACT = "analytics.fct_tenant_economics_daily"
 ONE_EXEC = f"tenant_id = (select min(tenant_id::text)::uuid from {EXEC})"
 ONE_ALLOC = f"tenant_id = (select min(tenant_id::text)::uuid from {ALLOC})"
+ONE_FACT = (
+    f"(tenant_id, economics_date) = (select tenant_id, economics_date from {FACT} "
+    "order by tenant_id, economics_date limit 1)"
+)
 
+# a fan-out as a join bug makes it: the infrastructure cost doubled, and every figure
+# derived from it recomputed, so the row itself keeps every rule
+_COST = "(infrastructure_costs * 2 + email_service_costs)"
+_REVENUE = "monthly_subscription_revenue"
+FAN_OUT = (
+    f"update {EXEC} set infrastructure_costs = infrastructure_costs * 2, "
+    "total_infrastructure_cost = total_infrastructure_cost * 2, "
+    f"total_operational_cost = {_COST}, total_monthly_cost = {_COST}, "
+    f"monthly_profit = {_REVENUE} - {_COST}, "
+    f"gross_margin_ratio = round({_REVENUE} / {_COST}, 2), "
+    f"cost_efficiency_score = case when {_REVENUE} > 0 then least(100, greatest(0, "
+    f"round(({_REVENUE} - {_COST}) / {_REVENUE} * 100, 2))) else 0 end, "
+    f"business_health_status = case when {_REVENUE} > {_COST} * 2 then 'Excellent' "
+    f"when {_REVENUE} > {_COST} * 1.5 then 'Good' when {_REVENUE} > {_COST} then 'Monitor' "
+    f"else 'Critical Action Required' end where {ONE_EXEC} and infrastructure_costs > 0"
+)
+
+# (statement, the dbt test that must fail)
 CORRUPTIONS = {
-    "profit_is_not_revenue_minus_cost": (
-        f"update {EXEC} set monthly_profit = monthly_profit + 0.01 where {ONE_EXEC}",
-        "equals_difference_of_columns_executive_business_summary_monthly_profit",
-    ),
-    "total_is_not_the_sum_of_its_parts": (
-        f"update {EXEC} set total_operational_cost = total_operational_cost + 1 where {ONE_EXEC}",
-        "equals_sum_of_columns_executive_business_summary_infrastructure_costs__email_service_costs"
-        "__total_operational_cost",
-    ),
-    "margin_ratio_not_recomputable": (
-        f"update {EXEC} set gross_margin_ratio = gross_margin_ratio + 0.01 where {ONE_EXEC}",
-        "ratio_matches_inputs_executive_business_summary_gross_margin_ratio",
-    ),
-    "score_out_of_bounds": (
-        f"update {EXEC} set cost_efficiency_score = 100.01 where {ONE_EXEC}",
-        "efficiency_score_matches_inputs_executive_business_summary",
-    ),
-    "health_status_against_thresholds": (
-        f"update {EXEC} set business_health_status = case business_health_status "
-        f"when 'Excellent' then 'Good' else 'Excellent' end where {ONE_EXEC}",
-        "health_status_matches_thresholds_executive_business_summary",
-    ),
     "tenant_twice": (
         f"insert into {EXEC} select * from {EXEC} where {ONE_EXEC}",
         "unique_executive_business_summary_tenant_id",
     ),
-    "allocation_cost_per_email_includes_payments": (
-        f"update {ALLOC} set cost_per_email_delivered = round((total_monthly_cost + "
-        f"payments_collected) / emails_sent_last_30_days, 4) where emails_sent_last_30_days > 0",
-        "ratio_matches_inputs_business_cost_allocation_cost_per_email_delivered",
-    ),
     "fan_out_inflates_infrastructure": (
-        f"update {EXEC} set infrastructure_costs = infrastructure_costs * 2, "
-        "total_infrastructure_cost = total_infrastructure_cost * 2, total_operational_cost = "
-        "infrastructure_costs * 2 + email_service_costs, total_monthly_cost = "
-        f"infrastructure_costs * 2 + email_service_costs where {ONE_EXEC} "
-        "and infrastructure_costs > 0",
+        FAN_OUT,
         "executive_summary_infrastructure_cost_has_no_fan_out",
     ),
 }
 
-# rows the marts' constraints refuse: (statement, error class, the column the error names)
+# rows the marts' constraints refuse: (statement, error class, the rule or column it names)
 REFUSED = {
+    "profit_is_not_revenue_minus_cost": (
+        f"update {EXEC} set monthly_profit = monthly_profit + 0.01 where {ONE_EXEC}",
+        psycopg.errors.CheckViolation,
+        "monthly_profit_is_revenue_minus_cost",
+    ),
+    "total_is_not_the_sum_of_its_parts": (
+        # a part grows, and every figure but this total follows it
+        f"update {EXEC} set infrastructure_costs = infrastructure_costs + 1, "
+        "total_infrastructure_cost = total_infrastructure_cost + 1, "
+        "total_monthly_cost = total_monthly_cost + 1, monthly_profit = monthly_profit - 1 "
+        f"where {ONE_EXEC}",
+        psycopg.errors.CheckViolation,
+        "total_operational_cost_is_infrastructure_plus_email",
+    ),
+    "margin_ratio_not_recomputable": (
+        f"update {EXEC} set gross_margin_ratio = gross_margin_ratio + 0.01 where {ONE_EXEC}",
+        psycopg.errors.CheckViolation,
+        "gross_margin_ratio_is_revenue_over_cost",
+    ),
+    "score_out_of_bounds": (
+        f"update {EXEC} set cost_efficiency_score = 100.01 where {ONE_EXEC}",
+        psycopg.errors.CheckViolation,
+        "cost_efficiency_score_is_margin_percent_within_0_100",
+    ),
+    "health_status_against_thresholds": (
+        f"update {EXEC} set business_health_status = case business_health_status "
+        f"when 'Excellent' then 'Good' else 'Excellent' end where {ONE_EXEC}",
+        psycopg.errors.CheckViolation,
+        "business_health_status_follows_thresholds",
+    ),
+    "allocation_cost_per_email_includes_payments": (
+        f"update {ALLOC} set cost_per_email_delivered = round((total_monthly_cost + "
+        f"payments_collected) / emails_sent_last_30_days, 4) where emails_sent_last_30_days > 0 "
+        "and payments_collected > 0",
+        psycopg.errors.CheckViolation,
+        "cost_per_email_delivered_is_cost_over_emails",
+    ),
+    "allocation_profit_is_not_payments_minus_cost": (
+        f"update {ALLOC} set monthly_profit = price_monthly - total_monthly_cost "
+        f"where price_monthly <> payments_collected",
+        psycopg.errors.CheckViolation,
+        "monthly_profit_is_payments_minus_cost",
+    ),
+    "daily_fact_profit_is_not_revenue_minus_cost": (
+        f"update {FACT} set monthly_profit = monthly_profit - 1 where {ONE_FACT}",
+        psycopg.errors.CheckViolation,
+        "monthly_profit_is_revenue_minus_cost",
+    ),
+    "daily_fact_health_status_against_thresholds": (
+        f"update {FACT} set business_health_status = 'Monitor' "
+        f"where business_health_status <> 'Monitor'",
+        psycopg.errors.CheckViolation,
+        "business_health_status_follows_thresholds",
+    ),
     "negative_cost": (
         f"update {ALLOC} set total_email_service_cost = -1, total_monthly_cost = "
         f"total_infrastructure_cost - 1 where {ONE_ALLOC}",
@@ -86,7 +135,7 @@ def test_margin_tests_pass_on_the_built_marts(built: Database) -> None:
 
 
 @pytest.mark.parametrize("case", sorted(CORRUPTIONS))
-def test_corrupted_mart_row_fails_its_margin_test(built: Database, case: str) -> None:
+def test_a_corrupted_mart_fails_its_margin_test(built: Database, case: str) -> None:
     statement, failing_test = CORRUPTIONS[case]
     with built.connect() as conn:
         changed = conn.execute(statement).rowcount
@@ -125,7 +174,7 @@ def test_a_broken_interval_table_fails_intervals_cover_all_time(built: Database,
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))
-def test_a_row_breaking_a_column_rule_is_refused(built: Database, case: str) -> None:
+def test_a_row_breaking_a_rule_is_refused(built: Database, case: str) -> None:
     statement, error, column = REFUSED[case]
     with built.connect() as conn, pytest.raises(error) as refused:
         conn.execute(statement)
@@ -135,26 +184,27 @@ def test_a_row_breaking_a_column_rule_is_refused(built: Database, case: str) -> 
 def test_the_daily_facts_tests_read_the_days_the_run_wrote(built: Database) -> None:
     """An incremental run deletes and inserts only its own days (the as-of date minus the
     lookback, 3 days, to the as-of date), so the fact's tests read those days: an older day
-    is as the run that wrote and tested it left it (macros/run_window.sql)."""
-    fact = "analytics.fct_tenant_economics_daily"
-    one_tenant = f"tenant_id = (select min(tenant_id::text)::uuid from {fact})"
-    failing = "equals_difference_of_columns_fct_tenant_economics_daily_monthly_profit"
-    # a wrong profit on a day before this run's window: not read again
+    is as the run that wrote and tested it left it (macros/run_window.sql). Its row rules are
+    constraints, which PostgreSQL checks on every row written, on any day."""
+    failing = "primary_key_fct_tenant_economics_daily_tenant_id__economics_date"
+    day = f"economics_date = date '{ANCHOR}' - 3"
+    one_row = (
+        f"select * from {FACT} where {day} and tenant_id = "
+        f"(select min(tenant_id::text)::uuid from {FACT} where {day})"
+    )
+    # a tenant twice on a day before this run's window: not read again
     with built.connect() as conn:
-        moved = conn.execute(
-            f"update {fact} set economics_date = economics_date - 10, "
-            f"monthly_profit = monthly_profit + 1 where economics_date = date '{ANCHOR}' - 3 "
-            f"and {one_tenant}"
+        conn.execute(f"create temporary table old_day as {one_row}")
+        conn.execute("update old_day set economics_date = economics_date - 10")
+        old = conn.execute(
+            f"insert into {FACT} select * from old_day union all select * from old_day"
         ).rowcount
-    assert moved == 1
+    assert old == 2
     old_day = built.dbt("test", "--select", "fct_tenant_economics_daily", extra_vars=PUBLISHED)
     assert old_day.returncode == 0, old_day.stdout[-4000:]
     # the same mistake on a day the run wrote fails the test
     with built.connect() as conn:
-        conn.execute(
-            f"update {fact} set monthly_profit = monthly_profit + 1 "
-            f"where economics_date = date '{ANCHOR}' and {one_tenant}"
-        )
+        assert conn.execute(f"insert into {FACT} {one_row}").rowcount == 1
     in_window = built.dbt("test", "--select", "fct_tenant_economics_daily", extra_vars=PUBLISHED)
     assert in_window.returncode != 0
     assert any(failing in line and "FAIL" in line for line in in_window.stdout.splitlines())
