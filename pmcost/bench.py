@@ -674,13 +674,16 @@ def chaos(
     *,
     readers: int = 100,
     read_pause: float = 0.0,
+    on: Bench | None = None,
 ) -> dict[str, object]:
     """The reliability run on a throwaway server: the named steps of CHAOS_STEPS.
 
     The first two always run (the others start from the marts they leave); the test suite
     leaves out the steps it checks elsewhere on its own databases. `readers` threads read
     both marts through the full refresh, each `read_pause` seconds apart (0: back to back,
-    as many reads as the machine serves).
+    as many reads as the machine serves). `on`: a bench whose database is loaded and
+    published already (the test suite's copy of its built database) instead of a throwaway
+    server with `tenants` demo tenants; it is not closed here.
     """
     unknown = set(steps) - set(CHAOS_STEPS)
     if unknown or not set(CHAOS_STEPS[:2]) <= set(steps):
@@ -688,11 +691,12 @@ def chaos(
             f"reliability steps {sorted(steps)}: each must be one of {CHAOS_STEPS}, "
             f"and {CHAOS_STEPS[:2]} always run"
         )
-    bench = Bench(tenants=tenants, say=say)
-    figures: dict[str, object] = {"tenants": tenants}
+    bench = on or Bench(tenants=tenants, say=say)
+    figures: dict[str, object] = {"tenants": bench.tenants}
     try:
-        bench.load()
-        bench.pmcost("refresh", "--as-of", bench.as_of.isoformat())
+        if on is None:
+            bench.load()
+            bench.pmcost("refresh", "--as-of", bench.as_of.isoformat())
         with bench.connect() as conn:
             expected = conn.execute(
                 "select count(*) from analytics.executive_business_summary"
@@ -747,7 +751,8 @@ def chaos(
             _pre_hook_under_writes(bench, figures, say)
         return figures
     finally:
-        bench.close()
+        if on is None:
+            bench.close()
 
 
 def _two_refreshes(bench: Bench, figures: dict[str, object], say: Say) -> None:

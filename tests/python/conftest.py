@@ -250,13 +250,27 @@ class Database:
         )
         return env
 
-    def pmcost(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-        build_state = self.target / "partial_parse.msgpack"
-        docs_state = self.target / "refresh" / "docs_partial_parse.msgpack"
+    def _parse_states(self) -> tuple[tuple[dict[str, object], Path], ...]:
+        """Where a `pmcost refresh` keeps dbt's partial-parse state for its build and docs."""
+        return (
+            (BUILD_VARS, self.target / "partial_parse.msgpack"),
+            (PUBLISHED_VARS, self.target / "refresh" / "docs_partial_parse.msgpack"),
+        )
+
+    def seed_parse_states(self) -> None:
+        """Before a `pmcost` process: the session's kept parse states, where it keeps its own."""
         if self.parse_cache is not None:
-            for variables, state in ((BUILD_VARS, build_state), (PUBLISHED_VARS, docs_state)):
+            for variables, state in self._parse_states():
                 if not state.is_file():
                     self.parse_cache.seed(self.name, variables, state)
+
+    def keep_parse_states(self) -> None:
+        if self.parse_cache is not None:
+            variables, docs_state = self._parse_states()[1]
+            self.parse_cache.keep(self.name, variables, docs_state)
+
+    def pmcost(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        self.seed_parse_states()
         result = subprocess.run(
             [str(BIN / "pmcost"), *args],
             cwd=PROJECT,
@@ -265,8 +279,7 @@ class Database:
             text=True,
             check=False,
         )
-        if self.parse_cache is not None:
-            self.parse_cache.keep(self.name, PUBLISHED_VARS, docs_state)
+        self.keep_parse_states()
         if check and result.returncode != 0:
             raise AssertionError(
                 f"pmcost {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"

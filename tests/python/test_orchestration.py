@@ -14,7 +14,7 @@ import pytest
 from pmcost import dbt as dbt_runner
 from pmcost.refresh import REFRESH_LOCK
 
-from .conftest import ANCHOR, PROJECT, Database
+from .conftest import ANCHOR, BUILD_VARS, PROJECT, Database
 
 
 def _published_runs(database: Database) -> list[tuple]:
@@ -33,6 +33,11 @@ def test_daily_refresh_through_dagster(built: Database, monkeypatch: pytest.Monk
     monkeypatch.setenv("PMCOST_PROJECT_DIR", str(PROJECT))
     monkeypatch.setenv("PMCOST_RETRY_ATTEMPTS", "1")
     monkeypatch.setenv("PMCOST_RETRY_SECONDS", "0.1")
+    # a deployment that has parsed the project before: the definitions' dbt parse, then the
+    # run's freshness and build, start from its partial-parse state
+    built.parse_cache.seed(
+        built.name, BUILD_VARS, built.target / "dagster" / "partial_parse.msgpack"
+    )
     module = importlib.reload(importlib.import_module("pmcost.dagster_defs"))
     job = module.defs.resolve_job_def("pmcost_daily_refresh")
     tags = {module.AS_OF_TAG: ANCHOR.isoformat()}
