@@ -296,39 +296,43 @@ def cmd_build(args: argparse.Namespace) -> int:
         )
     # the marts describe the demo's last day (today unless --anchor-date says otherwise)
     as_of = args.as_of or args.anchor_date
-    # Finance's demo files are written from the modeled resource costs, with planted
-    # discrepancies: build those models alone first, into the candidate schema (no tests,
-    # nothing published), then load the files with the commands Finance uses, and let one
-    # refresh build, test, reconcile and publish everything
-    with db.connection(target) as conn:
-        applied = ddl.apply(conn, target.app_schema, say=print)
-    if not applied.ok:
-        raise PmcostError("the pre-hook did not reach its target state; see its output above")
-    code = dbt_runner.run(
-        ["build", "--select", f"+{demo_finance.COSTS_MODEL}", *DEMO_COSTS_RESOURCES],
+
+    def demo_finance_files(session: dbt_runner.Session) -> None:
+        """Finance's demo files are written from the modeled resource costs, with planted
+        discrepancies: build those models alone first, into the candidate schema (no tests,
+        nothing published), then load the files with the commands Finance uses; the
+        refresh's build then builds, tests, reconciles and publishes everything. One dbt
+        process serves both builds (dbt is imported once)."""
+        selected = ["build", "--select", f"+{demo_finance.COSTS_MODEL}", *DEMO_COSTS_RESOURCES]
+        if session.run(selected) != 0:
+            raise PmcostError(
+                f"dbt could not build {demo_finance.COSTS_MODEL} for the demo's Finance files "
+                "(see dbt's output above)"
+            )
+        # the schema the build wrote, as its manifest names it (the profile decides it)
+        costs = publish.candidate_from_manifest(dbt_runner.target_dir())[0]
+        with db.connection(target) as conn:
+            demo_finance.set_demo_record_values(
+                conn, marts_schema=costs, app_schema=target.app_schema
+            )
+            files = demo_finance.write(
+                conn,
+                state_dir() / "demo" / "finance",
+                as_of,
+                marts_schema=costs,
+                app_schema=target.app_schema,
+            )
+            for path, kind in ((files.invoices, finance.INVOICES), (files.ledger, finance.LEDGER)):
+                print(finance.load(conn, path, kind, say=print).describe())
+
+    # the demo data was just replaced on purpose: its figures may move beyond the guards
+    refresh(
         target,
         as_of=as_of,
+        ddl_options=ddl.RunOptions(),
+        accept_changes=True,
+        prepare=demo_finance_files,
     )
-    if code != 0:
-        raise PmcostError(
-            f"dbt could not build {demo_finance.COSTS_MODEL} for the demo's Finance files "
-            "(see dbt's output above)"
-        )
-    # the schema the build wrote, as its manifest names it (the profile decides it)
-    costs = publish.candidate_from_manifest(dbt_runner.target_dir())[0]
-    with db.connection(target) as conn:
-        demo_finance.set_demo_record_values(conn, marts_schema=costs, app_schema=target.app_schema)
-        files = demo_finance.write(
-            conn,
-            state_dir() / "demo" / "finance",
-            as_of,
-            marts_schema=costs,
-            app_schema=target.app_schema,
-        )
-        for path, kind in ((files.invoices, finance.INVOICES), (files.ledger, finance.LEDGER)):
-            print(finance.load(conn, path, kind, say=print).describe())
-    # the demo data was just replaced on purpose: its figures may move beyond the guards
-    refresh(target, as_of=as_of, ddl_options=ddl.RunOptions(), accept_changes=True)
     print()
     print(
         "Built: demo data, column DDL, seeds, staging, intermediate and mart models, tests, "

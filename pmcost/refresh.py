@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -137,9 +137,13 @@ def refresh(
     skip_freshness: bool = False,
     all_unit_tests: bool = False,
     docs: bool = True,
+    prepare: Callable[[dbt_runner.Session], None] | None = None,
     say: ddl.Say = print,
 ) -> Summary:
     """Raise PmcostError on any failure; return normally only when the run was published.
+
+    `prepare` runs after the pre-hook and before the build, under the refresh's lock, with
+    its dbt process (`pmcost build` writes and loads the demo's Finance files there).
 
     The advisory lock lives on a connection held open (idle, outside any transaction) for the
     whole run, so a second refresh against the same database waits or exits clearly, and a
@@ -170,6 +174,7 @@ def refresh(
                 skip_freshness=skip_freshness,
                 all_unit_tests=all_unit_tests,
                 docs=docs,
+                prepare=prepare,
                 artefacts=artefacts,
                 say=say,
             )
@@ -203,6 +208,7 @@ def _refresh(
     skip_freshness: bool,
     all_unit_tests: bool,
     docs: bool,
+    prepare: Callable[[dbt_runner.Session], None] | None,
     artefacts: Path,
     say: ddl.Say,
 ) -> None:
@@ -235,6 +241,11 @@ def _refresh(
                 if not result.applied:
                     say("  nothing to do: columns, constraints and indexes already in place")
             guard.check()
+
+            if prepare is not None:
+                with _step(summary, "prepare"):
+                    prepare(session)
+                guard.check()
 
             # an empty application table stops the refresh here, before a build whose figures
             # the publish would refuse anyway (it checks every table again after the build)
