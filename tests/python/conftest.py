@@ -444,6 +444,26 @@ def built_template(
     _drop_database(server, name)
 
 
+@pytest.fixture(scope="session")
+def published_docs(
+    server: ServerInfo,
+    built_template: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    profiles_dir: Path,
+) -> Database:
+    """`dbt docs generate` of the built template as readers see it (the published schema),
+    once per worker for the docs tests: its target folder holds the manifest, the catalog
+    and the site."""
+    docs = Database(
+        server=server,
+        name=built_template,
+        work_dir=tmp_path_factory.mktemp("docs"),
+        profiles_dir=profiles_dir,
+    )
+    docs.dbt("docs", "generate", check=True, extra_vars={"publish_stage": "published"})
+    return docs
+
+
 @pytest.fixture
 def built(
     server: ServerInfo,

@@ -27,15 +27,8 @@ from .conftest import BIN, PROJECT, Database
 
 
 @pytest.fixture(scope="module")
-def artefacts(built_template: str, server, tmp_path_factory, profiles_dir) -> tuple[dict, dict]:
-    database = Database(
-        server=server,
-        name=built_template,
-        work_dir=tmp_path_factory.mktemp("docs"),
-        profiles_dir=profiles_dir,
-    )
-    database.dbt("docs", "generate", check=True, extra_vars={"publish_stage": "published"})
-    target = database.work_dir / "target"
+def artefacts(published_docs: Database) -> tuple[dict, dict, Path]:
+    target = published_docs.target
     manifest = json.loads((target / "manifest.json").read_text())
     catalog = json.loads((target / "catalog.json").read_text())
     return manifest, catalog, target

@@ -77,14 +77,8 @@ def _chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def docs_url(built_template: str, server, tmp_path_factory, profiles_dir) -> Iterator[str]:
-    database = Database(
-        server=server,
-        name=built_template,
-        work_dir=tmp_path_factory.mktemp("docs-site"),
-        profiles_dir=profiles_dir,
-    )
-    database.dbt("docs", "generate", check=True, extra_vars={"publish_stage": "published"})
+def docs_url(published_docs: Database) -> Iterator[str]:
+    database = published_docs
     port = free_port()
     serving = subprocess.Popen(
         [
