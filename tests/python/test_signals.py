@@ -97,7 +97,9 @@ def test_sigterm_to_refresh_stops_dbt_keeps_the_lock_until_then_publishes_nothin
 
 def test_sigterm_to_docs_stops_its_server(built: Database) -> None:
     port = free_port()
-    docs = _start(built, "docs", "--target", "postgres", "--port", str(port))
+    # serving is what a signal has to stop (the generation before it is one dbt command,
+    # stopped like any other): serve what the target folder holds
+    docs = _start(built, "docs", "--target", "postgres", "--port", str(port), "--no-generate")
     try:
         serve = _wait_for_child(docs, " serve ", timeout=90)
         deadline = time.monotonic() + 30
