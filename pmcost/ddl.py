@@ -411,6 +411,8 @@ def _blockers(conn: psycopg.Connection, schema: str, tables: list[str]) -> str:
         join pg_namespace as n on n.oid = c.relnamespace
         where n.nspname = %s and c.relname = any(%s) and l.pid <> pg_backend_pid()
           and l.granted
+          -- relation oids are per database, and pg_locks lists the whole server's locks
+          and l.database = (select oid from pg_database where datname = current_database())
         group by a.pid, a.state, a.application_name, a.xact_start
         order by a.pid
         """,
@@ -467,7 +469,8 @@ class AdvisoryLock:
                 return
             holder = self.conn.execute(
                 "select pid from pg_locks where locktype = 'advisory' and classid = %s "
-                "and objid = %s and granted",
+                "and objid = %s and granted and database = "
+                "(select oid from pg_database where datname = current_database())",
                 (self.key[0], self.key[1]),
             ).fetchone()
             if time.monotonic() >= deadline:

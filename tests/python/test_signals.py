@@ -77,7 +77,8 @@ def test_sigterm_to_refresh_stops_dbt_keeps_the_lock_until_then_publishes_nothin
         if is_alive(dbt):  # dbt still stopping: the refresh lock must still be held
             held = built.query(
                 "select count(*) from pg_locks where locktype = 'advisory' "
-                "and classid = 1886221 and objid = 2 and granted"
+                "and classid = 1886221 and objid = 2 and granted and database = "
+                "(select oid from pg_database where datname = current_database())"
             )
             assert held == [(1,)]
         out, err = refresh.communicate(timeout=120)
