@@ -19,10 +19,11 @@ worker; end of input ends the worker.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 RESULTS_FD_VARIABLE = "PMCOST_DBT_RESULTS_FD"
 # options that shape the parse; the rest of a command's options do not
@@ -88,5 +89,17 @@ def serve() -> int:
     return 0
 
 
+def finish(code: int) -> NoReturn:
+    """Exit as Python would, without the interpreter's teardown of its modules: with dbt's
+    modules and the parsed manifests loaded, that took 0.47-0.52 s at the end of every demo
+    refresh and wrote nothing. The exit handlers still run (dbt's file log is flushed and
+    closed, multiprocessing releases the locks dbt's adapters made), then the output is
+    flushed; dbt closes its connections at the end of each command."""
+    atexit._run_exitfuncs()  # what the interpreter runs first at exit
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(serve())
+    finish(serve())
