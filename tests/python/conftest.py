@@ -300,9 +300,11 @@ class Database:
         command = [*args, "--target", "postgres", "--vars", json.dumps(variables)]
         env = self.env() | day_environment(as_of, history_start)
         state = self.target / "partial_parse.msgpack"
-        # a copy of the project (--project-dir) parses on its own
+        # a copy of the project (--project-dir) starts from the same kept state: dbt matches
+        # files by their path in the project and their checksum, so it parses again only the
+        # files the test edited; it neither shares the parsed manifest nor keeps its state
         shared = self.parse_cache is not None and "--project-dir" not in args
-        if shared:
+        if self.parse_cache is not None:
             self.parse_cache.seed(self.name, variables, state)
         key = json.dumps([self.name, variables], sort_keys=True) if shared else None
         result = IN_PROCESS_DBT.invoke(command, env, key)
