@@ -1,5 +1,6 @@
 {#- Post-hook of every table this project builds (staging, intermediate, marts, utilities):
-    the build keeps the table's statistics itself, so autovacuum stays off it.
+    the build keeps the table's statistics itself, so autovacuum stays off it. A view has
+    neither: nothing is run for one.
 
     Each run writes these tables whole (a new table renamed in, or, for the incremental fact,
     a fresh copy of the published one; see prepare_candidate) and analyzes them inside the
@@ -13,8 +14,10 @@
     setting says. `pmcost publish` resets the setting on the tables it switches in, so the
     published tables are ordinary tables for autovacuum once nothing writes them. -#}
 {% macro own_statistics() -%}
-    alter table {{ this }} set ({{ no_autovacuum() }});
-    analyze {{ this }}
+    {%- if model.config.materialized != 'view' -%}
+        alter table {{ this }} set ({{ no_autovacuum() }});
+        analyze {{ this }}
+    {%- endif -%}
 {%- endmacro %}
 
 

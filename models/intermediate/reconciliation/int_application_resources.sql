@@ -1,6 +1,12 @@
 -- Grain: one row per VPS instance and SMTP IP the application knows, in any status, with the
 -- key invoices name it by (macro resource_key): how an invoiced resource that costs nothing
 -- in the model (not active, or unknown) is told apart, and whose it is.
+-- A view: its one reader, the invoice reconciliation, reads it only for the months with an
+-- invoice loaded, and PostgreSQL computes it then. As a table it was written on every
+-- refresh, invoices or not (at 100,000 tenants the model and its test took 1.3-1.9 s of
+-- dbt's node time, 0.6-0.9 s as a view).
+{{ config(materialized='view') }}
+
 with
 
 vps_instances as (
