@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import importlib
 import json
+from typing import TYPE_CHECKING
 
-import dagster as dg
 import pytest
 
 from pmcost import dbt as dbt_runner
 from pmcost.refresh import REFRESH_LOCK
 
 from .conftest import ANCHOR, BUILD_VARS, PROJECT, Database
+
+if TYPE_CHECKING:  # Dagster is imported by the one test that uses it, not by every worker
+    import dagster as dg
 
 
 def _published_runs(database: Database) -> list[tuple]:
@@ -28,6 +31,8 @@ def _steps_started(result: dg.ExecuteInProcessResult) -> list[str]:
 
 
 def test_daily_refresh_through_dagster(built: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster as dg
+
     for name, value in built.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PMCOST_PROJECT_DIR", str(PROJECT))
