@@ -42,7 +42,8 @@
       every published model from one invocation anyway); a narrower selection, e.g. one mart
       while developing, keeps the others;
     - write this invocation's publication request into the schema's comment (JSON: invocation
-      id, as-of date, the roles that get USAGE when it is published, the guard thresholds), so
+      id, as-of date, the roles that get USAGE when it is published, the guard thresholds,
+      the tables to merge), so
       `--vars` overrides reach the publish step, which also checks that the run_results.json
       it reads belong to this candidate;
     - carry the published incremental history into it when the incremental model is
@@ -50,6 +51,11 @@
       over, and a failed run never touches the published one. A model whose meta names its
       `run_window_column` is carried without the rows of the days this run writes again
       (history_start_date() to the as-of date): they would be copied only to be deleted.
+      When the published table holds more days outside that window than the run writes and
+      reads, only the days the build reads are carried (those before the window back to
+      meta `read_days_var` days before the as-of date), and the request names the table:
+      the publish merges the run's days into the published table and switches that in
+      (pmcost/history_merge.py), so a daily run's cost does not grow with the history.
       Indexes are not copied: the model's post-hook creates them on the candidate table.
       Nor are the published table's CHECK constraints: the copy gets the model's contract as
       the code states it now (carried_contract), so a rule added since applies to this run's
@@ -67,22 +73,7 @@
             {%- do adapter.drop_schema(candidate_schema) -%}
         {%- endif -%}
         {%- do adapter.create_schema(candidate_schema) -%}
-        {%- set request = {
-            'invocation_id': invocation_id,
-            'published_schema': target.schema,
-            'as_of_date': as_of_date_value(),
-            'app_schema': var('app_schema'),
-            'usage_roles': mart_roles().values() | list,
-            'guards': {
-                'max_source_change': var('publish_max_source_change') | float,
-                'max_tenant_change': var('publish_max_tenant_change') | float,
-                'max_total_change': var('publish_max_total_change') | float,
-            },
-        } -%}
-        {%- do run_query(
-            "comment on schema " ~ adapter.quote(candidate) ~ " is "
-            ~ "'" ~ (tojson(request) | replace("'", "''")) ~ "'"
-        ) -%}
+        {%- set merges = [] -%}
         {%- for node in graph.nodes.values()
                 if node.resource_type == 'model'
                 and node.schema == candidate
@@ -98,11 +89,42 @@
                     {%- do run_query("drop table " ~ copy ~ " cascade") -%}
                     {%- do adapter.cache_dropped(copy) -%}
                 {%- endif -%}
-                {%- set window_column = (node.config.meta or {}).get('run_window_column') -%}
-                {%- set kept = '' if not window_column else (
-                    " where " ~ adapter.quote(window_column) ~ " < " ~ history_start_date()
-                    ~ " or " ~ adapter.quote(window_column) ~ " > " ~ as_of_date()
-                ) -%}
+                {%- set meta = node.config.meta or {} -%}
+                {%- set window_column = meta.get('run_window_column') -%}
+                {%- set kept = '' -%}
+                {%- if window_column -%}
+                    {%- set column = adapter.quote(window_column) -%}
+                    {%- set last = modules.datetime.date.fromisoformat(as_of_date_value()) -%}
+                    {%- set window_days = (last - modules.datetime.date.fromisoformat(history_start_value())).days + 1 -%}
+                    {#- the days before the run's window that the build reads (var named by
+                        meta read_days_var, at least the day before) -#}
+                    {%- set read_days = [var(meta.get('read_days_var'), 0) | int if meta.get('read_days_var') else 0, 1] | max -%}
+                    {%- set carried_from = (last - modules.datetime.timedelta(days=read_days)).isoformat() -%}
+                    {#- published days outside the run's window (min and max read off the index) -#}
+                    {%- set outside_days = run_query(
+                        "select coalesce(greatest(" ~ history_start_date() ~ " - min(" ~ column ~ "), 0)"
+                        ~ " + greatest(max(" ~ column ~ ") - " ~ as_of_date() ~ ", 0), 0) from " ~ published
+                    ).columns[0].values()[0] | int -%}
+                    {%- if outside_days > window_days + read_days -%}
+                        {#- a history longer than what the run writes and reads: carry the days
+                            it reads, and the publish merges the run's days into the published
+                            table (pmcost/history_merge.py) -#}
+                        {%- set kept = " where " ~ column ~ " >= cast('" ~ carried_from ~ "' as date)"
+                            ~ " and " ~ column ~ " < " ~ history_start_date() -%}
+                        {%- do merges.append({
+                            'table': node.alias,
+                            'column': window_column,
+                            'from': history_start_value(),
+                            'to': as_of_date_value(),
+                            'carried_from': carried_from,
+                        }) -%}
+                    {%- else -%}
+                        {#- a short history: copy its days outside the window, cheaper than
+                            merging the run's days at the publish -#}
+                        {%- set kept = " where " ~ column ~ " < " ~ history_start_date()
+                            ~ " or " ~ column ~ " > " ~ as_of_date() -%}
+                    {%- endif -%}
+                {%- endif -%}
                 {%- do run_query(
                     "create table " ~ copy ~ " (like " ~ published
                     ~ " including defaults) with (" ~ no_autovacuum() ~ "); "
@@ -114,6 +136,23 @@
                 {{ log("carried " ~ published ~ " into the candidate build", info=true) }}
             {%- endif -%}
         {%- endfor -%}
+        {%- set request = {
+            'invocation_id': invocation_id,
+            'published_schema': target.schema,
+            'as_of_date': as_of_date_value(),
+            'app_schema': var('app_schema'),
+            'usage_roles': mart_roles().values() | list,
+            'guards': {
+                'max_source_change': var('publish_max_source_change') | float,
+                'max_tenant_change': var('publish_max_tenant_change') | float,
+                'max_total_change': var('publish_max_total_change') | float,
+            },
+            'merges': merges,
+        } -%}
+        {%- do run_query(
+            "comment on schema " ~ adapter.quote(candidate) ~ " is "
+            ~ "'" ~ (tojson(request) | replace("'", "''")) ~ "'"
+        ) -%}
     {%- endif %}
     select 'candidate ready' as pmcost_check
 {% endmacro %}

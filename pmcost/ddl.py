@@ -398,11 +398,14 @@ class RunOptions:
 Say = Callable[[str], None]
 
 
-def _blockers(conn: psycopg.Connection, schema: str, tables: list[str]) -> str:
-    """Who holds locks on the tables: pid, state, application, lock mode, transaction age."""
+def lock_holders(conn: psycopg.Connection, schema: str, tables: list[str]) -> str:
+    """Who holds locks on the tables: pid, state, application (or the kind of server
+    process, e.g. an autovacuum worker), lock mode, transaction age."""
     rows = conn.execute(
         """
-        select a.pid, coalesce(a.state, '?'), coalesce(a.application_name, ''),
+        select a.pid, coalesce(a.state, '?'),
+               case when a.backend_type = 'client backend' then coalesce(a.application_name, '')
+                    else a.backend_type end,
                string_agg(distinct l.mode, '+' order by l.mode),
                coalesce(round(extract(epoch from clock_timestamp() - a.xact_start))::int, 0)
         from pg_locks as l
@@ -413,7 +416,7 @@ def _blockers(conn: psycopg.Connection, schema: str, tables: list[str]) -> str:
           and l.granted
           -- relation oids are per database, and pg_locks lists the whole server's locks
           and l.database = (select oid from pg_database where datname = current_database())
-        group by a.pid, a.state, a.application_name, a.xact_start
+        group by a.pid, a.state, a.application_name, a.backend_type, a.xact_start
         order by a.pid
         """,
         (schema, tables),
@@ -522,7 +525,7 @@ class _LockRetry:
         """Record one lock timeout; True (and a failure in result) when out of attempts."""
         self.failures += 1
         options = self.options
-        blockers = _blockers(self.conn, self.schema, tables)
+        blockers = lock_holders(self.conn, self.schema, tables)
         where = ", ".join(f"{self.schema}.{table}" for table in tables)
         if self.failures >= options.max_attempts:
             result.failures.append(

@@ -29,6 +29,7 @@ from pathlib import Path
 import psycopg
 from psycopg import errors, sql
 
+from pmcost import history_merge
 from pmcost.errors import PmcostError
 
 Say = Callable[[str], None]
@@ -153,6 +154,8 @@ class Candidate:
     # data test unique id -> per node it reads, the nodes a build runs for it (itself, or
     # for a source or an ephemeral model the models that read it)
     tests: dict[str, list[list[str]]] = field(default_factory=dict)
+    # published tables the build wrote only some days of, merged at the publish
+    merges: list[history_merge.Merge] = field(default_factory=list)
 
 
 def candidate_from_manifest(
@@ -250,6 +253,7 @@ def read_candidate(conn: psycopg.Connection, target_dir: Path) -> Candidate:
         tables=tables,
         app_tables=app_tables,
         tests=tests,
+        merges=[history_merge.Merge.from_request(entry) for entry in request.get("merges", [])],
     )
 
 
@@ -357,7 +361,13 @@ def candidate_figures(
     conn: psycopg.Connection, candidate: Candidate, sources: dict[str, int]
 ) -> Figures:
     figures = Figures(sources=sources)
+    merged = {merge.table: merge for merge in candidate.merges}
     for table in candidate.tables:
+        if table in merged:
+            figures.rows[table] = history_merge.merged_row_count(
+                conn, candidate.schema, candidate.published_schema, merged[table]
+            )
+            continue
         row = conn.execute(
             sql.SQL("select count(*) from {}").format(_qualified(candidate.schema, table))
         ).fetchone()
@@ -662,6 +672,11 @@ def publish(
         conn.execute(
             sql.SQL("set local lock_timeout = {}").format(sql.Literal(f"{lock_timeout_ms}ms"))
         )
+        for merge in candidate.merges:
+            done = history_merge.merge(
+                conn, candidate.schema, published, merge, lock_timeout_ms=lock_timeout_ms
+            )
+            say(f"publish: {done}")
         for kept in carry_foreign_relations(conn, published, candidate):
             say(f"publish: kept {published}.{kept} (not built by this project) across the switch")
         # the build kept autovacuum off its tables while it wrote them (macros/statistics.sql);
@@ -711,6 +726,13 @@ def publish(
                 json.dumps(breaches) if breaches else None,
             ),
         )
+    for merge in candidate.merges:  # statistics with the run's days, now readers have them
+        try:
+            conn.execute(sql.SQL("analyze {}").format(_qualified(published, merge.table)))
+        except psycopg.Error as error:  # published already: autovacuum analyzes it later
+            say(
+                f"publish: analyze {published}.{merge.table} did not run ({error}); autovacuum will"
+            )
     problem = drop_schema(conn, retired, lock_timeout_ms=lock_timeout_ms)
     if problem:
         say(f"publish: {retired} kept for now ({problem}); the next publish drops it")

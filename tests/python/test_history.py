@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from pmcost import publish
+from pmcost.errors import PmcostError
+
 from .conftest import ANCHOR, Database, project_copy
 
 DAY1 = date(2026, 11, 20)
@@ -126,6 +129,85 @@ def test_incremental_day_two_keeps_day_one(history: Database) -> None:
         extra_vars={"publish_stage": "published"},
     )
     assert test.returncode == 0, test.stdout[-3000:]
+
+
+def test_a_long_history_is_merged_at_the_publish_not_copied_into_each_build(
+    history: Database,
+) -> None:
+    """With more published days than a run writes and reads, a daily run's cost does not grow
+    with the history: the candidate starts from the days the build reads and does not write
+    (the anomalies' trailing days), and the publish merges the run's days into the published
+    fact and moves it into the switched-in schema. That move needs the fact to itself for a
+    moment: a reader that keeps it longer than the publish's lock timeout makes the publish
+    give up, and nothing is published."""
+    start = DAY1 - timedelta(days=20)
+    _run_fact(history, DAY1, history_start=start)  # a backfill: 21 days published
+    oldest = _rows(history, start)
+    assert oldest
+    _add_day(history, DAY2)
+    history.dbt("build", "--exclude-resource-type", "unit_test", as_of=DAY2, check=True)
+    candidate = FACT.replace("analytics.", "analytics_candidate.", 1)
+    trailing = 7  # var anomaly_trailing_days
+    assert history.query(f"select min(economics_date), max(economics_date) from {candidate}") == [
+        (DAY2 - timedelta(days=trailing), DAY2)
+    ]
+    table = history.query(f"select '{FACT}'::regclass::oid::bigint")[0][0]
+
+    with history.connect(autocommit=False) as reader:
+        reader.execute(f"select count(*) from {FACT}")  # in its open transaction: held
+        with history.connect() as conn, pytest.raises(PmcostError, match=f"{FACT} was held"):
+            publish.publish(
+                conn, history.target, accept_changes=True, lock_timeout_ms=800, say=print
+            )
+        reader.rollback()
+    assert history.query(f"select max(economics_date) from {FACT}") == [(DAY1,)]
+
+    said: list[str] = []
+    with history.connect() as conn:
+        publish.publish(conn, history.target, accept_changes=True, say=said.append)
+    assert any(
+        line.startswith("publish: fct_tenant_economics_daily: the run's 4 days") for line in said
+    ), said
+    assert history.query(
+        f"select min(economics_date), max(economics_date), count(distinct economics_date) "
+        f"from {FACT}"
+    ) == [(start, DAY2, 22)]
+    assert history.query(f"select '{FACT}'::regclass::oid::bigint")[0][0] == table
+    assert _rows(history, start) == oldest
+    # no day twice: the fact's key holds over the whole merged history
+    assert history.query(
+        f"select count(*) from (select tenant_id, economics_date from {FACT} "
+        "group by 1, 2 having count(*) > 1) as twice"
+    ) == [(0,)]
+    # its tenant policy calls the function published with it; the retired schema is gone
+    assert history.query(
+        "select pg_get_expr(polqual, polrelid) from pg_policy "
+        f"where polrelid = '{FACT}'::regclass and polname = 'tenant_isolation'"
+    ) == [("(tenant_id = analytics.current_tenant_id())",)]
+    assert not history.query("select 1 from pg_namespace where nspname = 'analytics_previous'")
+
+    # a fact published before one of its rules existed: its shape is not the build's, so the
+    # publish copies the published days the build lacks into the build's table (its rules
+    # NOT VALID, as on a carried copy) and switches that in
+    history.execute(f"alter table {FACT} drop constraint monthly_profit_is_revenue_minus_cost")
+    day3 = DAY2 + timedelta(days=1)
+    _add_day(history, day3)
+    history.dbt("build", "--exclude-resource-type", "unit_test", as_of=day3, check=True)
+    said.clear()
+    with history.connect() as conn:
+        publish.publish(conn, history.target, accept_changes=True, say=said.append)
+    assert any("shape differs from the build's" in line for line in said), said
+    assert history.query(
+        f"select min(economics_date), max(economics_date), count(distinct economics_date) "
+        f"from {FACT}"
+    ) == [(start, day3, 23)]
+    assert history.query(f"select '{FACT}'::regclass::oid::bigint")[0][0] != table
+    assert _rows(history, start) == oldest
+    assert history.query(
+        "select convalidated from pg_constraint where conrelid = %s::regclass "
+        "and conname = 'monthly_profit_is_revenue_minus_cost'",
+        (FACT,),
+    ) == [(False,)]
 
 
 def test_late_rows_inside_the_lookback_count_outside_do_not(history: Database) -> None:

@@ -224,6 +224,7 @@ def test_a_successful_refresh_switches_every_table_and_keeps_the_build_results(
     assert set(report["steps"]) == {"freshness", "pre_hook", "build", "publish", "docs"}
     assert set(report["tables"]) == set(PUBLISHED)
     assert report["tables"]["executive_business_summary"] > 0
+    assert report["tables"]["fct_tenant_economics_daily"] == history_after
     assert report["tests"]["passed"] > 100 and report["tests"]["failed"] == 0
     assert report["invocation_id"] == run_results["metadata"]["invocation_id"]
     assert report["guards"]["figures"]["totals"]["revenue"]

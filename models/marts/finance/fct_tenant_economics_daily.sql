@@ -5,7 +5,9 @@
 -- day (snapshots, via the cost intervals). Incremental: a run recomputes the days from
 -- history_start_date() (as-of minus the lookback, or var history_start for a backfill) to the
 -- as-of date; older days are kept as they were. The candidate starts from the published
--- days outside the run's window (meta run_window_column, macros/publication.sql). The
+-- days outside the run's window (meta run_window_column, macros/publication.sql), or, for a
+-- long history, from the days before it that the anomalies read (meta read_days_var), and
+-- the publish merges the run's days into the published table (pmcost/history_merge.py). The
 -- pre-hook deletes every row of the recomputed days wherever they are (the published table
 -- itself when built with publish_stage published; a delete by key would keep a tenant that
 -- is no longer active), so the run appends its days: dbt's delete+insert would join the
@@ -16,7 +18,7 @@
     incremental_strategy='append',
     on_schema_change='fail',
     grants=mart_grants(),
-    meta={'run_window_column': 'economics_date'},
+    meta={'run_window_column': 'economics_date', 'read_days_var': 'anomaly_trailing_days'},
     pre_hook=[
         "{% if is_incremental() %}delete from {{ this }} where economics_date between "
         ~ "{{ history_start_date() }} and {{ as_of_date() }}{% endif %}"
