@@ -1,9 +1,12 @@
-"""The published daily fact is merged, not copied: a daily run's cost does not grow with the
-history.
+"""A long published history of the daily fact is merged, not copied: a daily run's cost does
+not grow with the history.
 
-A build carries into the candidate only the published days it reads and does not write (the
-anomalies' trailing days), and writes its own window of days (history start to as-of date).
-The publish, in the transaction that switches the schemas:
+When the published fact holds more days outside the run's window than the run writes and
+reads (`prepare_candidate` in macros/publication.sql decides, and names the table in the
+candidate's publication request), a build carries into the candidate only the published days
+it reads and does not write (the anomalies' trailing days), and writes its own window of
+days (history start to as-of date). The publish, in the transaction that switches the
+schemas:
 
 1. deletes the run's days from the published table and inserts the candidate's;
 2. drops the candidate's partial table and moves the published one into the candidate
@@ -142,6 +145,8 @@ def merged_row_count(
         ),
         (merge.first, merge.last),
     ).fetchone()
+    if _oid(conn, published_schema, merge.table) is None:
+        return int(inside[0] if inside else 0)
     outside = conn.execute(
         sql.SQL("select count(*) from {} where not ({} between %s and %s)").format(
             sql.Identifier(published_schema, merge.table), column
