@@ -140,8 +140,18 @@ def test_a_long_history_is_merged_at_the_publish_not_copied_into_each_build(
     fact and moves it into the switched-in schema. That move needs the fact to itself for a
     moment: a reader that keeps it longer than the publish's lock timeout makes the publish
     give up, and nothing is published."""
+    # 21 days published: the lookback's four, and before them copies of its first day (what
+    # the older days hold does not matter here, only that the merge leaves them as they are)
     start = DAY1 - timedelta(days=20)
-    _run_fact(history, DAY1, history_start=start)  # a backfill: 21 days published
+    first = DAY1 - timedelta(days=3)
+    with history.connect() as conn, conn.transaction():
+        conn.execute(
+            f"create temporary table older as select * from {FACT} where economics_date = %s",
+            (first,),
+        )
+        for _day in range((first - start).days):
+            conn.execute("update older set economics_date = economics_date - 1")
+            conn.execute(f"insert into {FACT} select * from older")
     oldest = _rows(history, start)
     assert oldest
     _add_day(history, DAY2)
