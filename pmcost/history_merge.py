@@ -245,7 +245,9 @@ def merge(
     window = (merge_.first, merge_.last)
     candidate_shape = shape(conn, candidate_oid)
     if shape(conn, published_oid) != candidate_shape:
-        return _copy_into_candidate(conn, candidate, published, candidate_oid, merge_)
+        return _copy_into_candidate(
+            conn, candidate, published, candidate_oid, _columns(candidate_shape), merge_
+        )
 
     conn.execute(
         sql.SQL("delete from {} where {} between %s and %s").format(published, column), window
@@ -279,6 +281,7 @@ def _copy_into_candidate(
     candidate: sql.Identifier,
     published: sql.Identifier,
     candidate_oid: int,
+    columns: sql.Composable,
     merge_: Merge,
 ) -> str:
     """The shapes differ: complete the candidate's table with the published days it lacks.
@@ -295,7 +298,6 @@ def _copy_into_candidate(
         conn.execute(
             sql.SQL("alter table {} drop constraint {}").format(candidate, sql.Identifier(name))
         )
-    columns = _columns(shape(conn, candidate_oid))
     column = sql.Identifier(merge_.column)
     copied = conn.execute(
         sql.SQL("insert into {} ({}) select {} from {} where {} < %s or {} > %s").format(
