@@ -12,7 +12,7 @@ WITH_DAGSTER := $(VENV)/.installed-dagster
 # cannot install (e.g. an index only pip is configured for), pip does the same install.
 UV_VERSION := 0.13.8
 comma := ,
-INSTALL = $(BIN)/uv pip install --quiet --python $(BIN)/python -c requirements.lock -e $(1) \
+INSTALL = $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c requirements.lock -e $(1) \
 	|| { echo "uv could not install $(1); installing with pip instead"; \
 	     $(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e $(1); }
 
