@@ -456,17 +456,16 @@ def published_docs(
     built_template: str,
     tmp_path_factory: pytest.TempPathFactory,
     profiles_dir: Path,
+    parse_cache: ParseCache,
 ) -> Database:
     """`dbt docs generate` of the built template as readers see it (the published schema),
     once per worker for the docs tests: its target folder holds the manifest, the catalog
-    and the site."""
-    docs = Database(
-        server=server,
-        name=built_template,
-        work_dir=tmp_path_factory.mktemp("docs"),
-        profiles_dir=profiles_dir,
-    )
-    docs.dbt("docs", "generate", check=True, extra_vars={"publish_stage": "published"})
+    and the site. Generated on a copy under the tests' database name, so it starts from the
+    kept docs parse (pmcost's docs vars), and dropped: the tests read only the files. (A
+    session fixture is set up before a test's own database, which has the same name.)"""
+    work_dir = tmp_path_factory.mktemp("docs")
+    with work_database(server, work_dir, profiles_dir, parse_cache, built_template) as docs:
+        docs.dbt("docs", "generate", check=True, extra_vars={"publish_stage": "published"})
     return docs
 
 

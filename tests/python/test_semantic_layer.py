@@ -10,7 +10,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from .conftest import ANCHOR, BIN, Database, project_copy
+from pmcost.dbt import day_environment
+
+from .conftest import ANCHOR, BIN, PUBLISHED_VARS, Database, project_copy
 
 CENT = Decimal("0.01")
 
@@ -20,14 +22,15 @@ def test_weekly_metrics_through_metricflow_equal_sums_over_the_daily_fact(
 ) -> None:
     built.build(history_start=ANCHOR - timedelta(days=27))
     # mf reads <project>/target/semantic_manifest.json: a copy of the project, parsed for
-    # the published relations (what `pmcost refresh` leaves after its docs step)
+    # the published relations as `pmcost refresh` parses for its docs step (same vars, the
+    # day in the environment), from the kept parse state
     project = project_copy(tmp_path)
-    env = built.env()
+    env = built.env() | day_environment(ANCHOR)
     env.pop("DBT_TARGET_PATH")
-    variables = {"app_schema": "public", "as_of_date": ANCHOR.isoformat()}
-    variables["publish_stage"] = "published"
+    assert built.parse_cache is not None
+    built.parse_cache.seed(built.name, PUBLISHED_VARS, project / "target" / "partial_parse.msgpack")
     parse = subprocess.run(
-        [str(BIN / "dbt"), "parse", "--target", "postgres", "--vars", json.dumps(variables)],
+        [str(BIN / "dbt"), "parse", "--target", "postgres", "--vars", json.dumps(PUBLISHED_VARS)],
         cwd=project,
         env=env,
         capture_output=True,

@@ -51,6 +51,7 @@ def _wait_for_models(database: Database, parent: subprocess.Popen[str], timeout:
 
 
 def _start(database: Database, *args: str) -> subprocess.Popen[str]:
+    database.seed_parse_states()  # as Database.pmcost: dbt starts from the kept parse
     return subprocess.Popen(
         [str(BIN / "pmcost"), *args],
         cwd=PROJECT,
