@@ -14,7 +14,8 @@ it is not yet. With `results_to`, the command writes its results file (sources.j
 run_results.json) there and no manifest.json: a refresh's build, which comes next, writes
 the same manifest, and the write costs about 0.3 s of a demo refresh.
 SIGINT stops the running command as it stops dbt (dbt cancels its queries) and then the
-worker; end of input ends the worker.
+worker; end of input ends the worker. Between the nodes of a command, dbt's connections stay
+open (see `keep_connections_between_nodes`).
 """
 
 from __future__ import annotations
@@ -51,11 +52,51 @@ def exit_code(success: bool, exception: BaseException | None) -> int:
     return 1 if exception is None else 2
 
 
+def keep_connections_between_nodes() -> None:
+    """Let each dbt thread keep its PostgreSQL connection from one node to the next.
+
+    dbt closes a thread's connection after every node and opens a new one for the next: a
+    login and a new server process with cold catalog caches, about 5 ms of the server's time
+    and 2 ms of dbt's per node. On the demo, a build's 145 nodes used 0.8-1.0 s of server
+    time with them and 0.25 s without. This replaces the release at the end of a node with
+    what the close did first, a rollback of what the node left open; a connection that is
+    broken or not idle after it is closed as before, so the next node opens a new one. dbt
+    still closes every connection at the end of the command. The project sets no session
+    state (no SET outside a transaction); what a node leaves in its session is at most an
+    incremental run's temporary table, whose name dbt makes unique with the time, dropped
+    when the command ends.
+    """
+    from dbt.adapters.base.connections import BaseConnectionManager
+    from dbt.adapters.contracts.connection import ConnectionState
+    from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+
+    close = BaseConnectionManager.close
+
+    def release(self: BaseConnectionManager) -> None:
+        with self.lock:
+            conn = self.get_if_exists()
+        if conn is None or conn.state != ConnectionState.OPEN:
+            return
+        if conn.transaction_open:
+            self._rollback_handle(conn)
+            conn.transaction_open = False
+        handle = conn.handle
+        if handle.closed or handle.get_transaction_status() != TRANSACTION_STATUS_IDLE:
+            try:
+                close(conn)
+            except Exception:
+                self.clear_thread_connection()
+                raise
+
+    BaseConnectionManager.release = release  # type: ignore[method-assign]
+
+
 def serve() -> int:
     from dbt.cli.exceptions import DbtUsageException
     from dbt.cli.main import dbtRunner
     from dbt.contracts.graph.manifest import Manifest
 
+    keep_connections_between_nodes()
     answers = os.fdopen(int(os.environ[RESULTS_FD_VARIABLE]), "w", buffering=1)
     manifests: dict[str, Manifest] = {}
     try:
