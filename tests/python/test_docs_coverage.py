@@ -11,8 +11,9 @@ catalog.json of a docs build), so there is no hand-kept list that could drift:
   unique + not_null on one column, the not_null a test or, on a contracted model, the
   column's not_null constraint; or,
   for a model whose key is its source's, meta.primary_key_tested_on naming that source column,
-  which must have both; or, for an ephemeral model a model publishes unchanged, naming that
-  model, which must read it and have a primary-key test).
+  which must have both; or, for a union of keyed models with a literal discriminator each,
+  `union of a, b`, models it reads and that have a primary-key test; an interval table's
+  intervals_cover_all_time test is its key test, the partition and valid_from_date).
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def test_every_model_has_a_primary_key_test(artefacts) -> None:
         if not model:  # a test on a source column names the source among its dependencies
             model = next((n for n in test["depends_on"]["nodes"] if n.startswith("source.")), "")
         column = test.get("column_name") or ""
-        if metadata.get("name") == "primary_key":
+        if metadata.get("name") in ("primary_key", "intervals_cover_all_time"):
             keyed.add(model)
         elif metadata.get("name") == "unique":
             unique.add((model, column))
@@ -133,16 +134,26 @@ def test_every_model_has_a_primary_key_test(artefacts) -> None:
         for source in manifest["sources"].values()
         for column in source["columns"]
     }
-    # an ephemeral model whose rows a model publishes unchanged names that model, which reads
-    # it directly and has a primary-key test of its own
+    # a union of keyed models, each with a literal discriminator (resource_type), names them:
+    # it must read each (directly or through ephemeral models), and each must be keyed
     models_by_name = {node["name"]: node for node in _project_nodes(manifest, "model")}
+
+    def upstream(node: dict) -> set[str]:  # what it reads, through ephemeral models
+        found: set[str] = set()
+        for parent in node["depends_on"]["nodes"]:
+            found.add(parent)
+            parent_node = manifest["nodes"].get(parent) or {}
+            if (parent_node.get("config") or {}).get("materialized") == "ephemeral":
+                found |= upstream(parent_node)
+        return found
+
     for node in _project_nodes(manifest, "model"):
         named = (node["config"].get("meta") or {}).get("primary_key_tested_on")
-        if named and named.startswith("model "):
-            copy = models_by_name[named.removeprefix("model ")]
-            assert node["config"]["materialized"] == "ephemeral", node["name"]
-            assert node["unique_id"] in copy["depends_on"]["nodes"], named
-            assert copy["unique_id"] in keyed, f"{named} has no primary-key test"
+        if named and named.startswith("union of "):
+            for part in named.removeprefix("union of ").split(", "):
+                part_id = models_by_name[part]["unique_id"]
+                assert part_id in upstream(node), f"{node['name']} does not read {part}"
+                assert part_id in keyed, f"{part} has no primary-key test"
             keyed.add(node["unique_id"])
         elif named:
             source_id = source_keys[named]

@@ -158,15 +158,22 @@ BROKEN_INTERVALS = {
     f"where {ONE_LAST_VPS_INTERVAL}",
     "interval_ending_early": f"update {VPS_INTERVALS} set valid_to_date = '2030-01-01' "
     f"where {ONE_LAST_VPS_INTERVAL}",
+    # the key cases: the interval test is the table's primary-key test
+    "interval_twice": f"insert into {VPS_INTERVALS} select * from {VPS_INTERVALS} "
+    f"where {ONE_LAST_VPS_INTERVAL}",
+    # every interval of one VPS: on their own they tile all time
+    "intervals_of_no_vps": f"update {VPS_INTERVALS} set vps_instance_id = null "
+    f"where vps_instance_id = (select min(vps_instance_id::text)::uuid from {VPS_INTERVALS})",
 }
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN_INTERVALS))
 def test_a_broken_interval_table_fails_intervals_cover_all_time(built: Database, case: str) -> None:
-    """The interval tables have no not_null test of their own: a NULL bound is one of the
-    cases intervals_cover_all_time reports, beside a timeline that stops short."""
+    """The interval tables have no not_null or primary-key test of their own: a NULL
+    bound, a NULL key and a key twice are cases intervals_cover_all_time reports, beside a
+    timeline that stops short."""
     with built.connect() as conn:
-        assert conn.execute(BROKEN_INTERVALS[case]).rowcount == 1
+        assert conn.execute(BROKEN_INTERVALS[case]).rowcount >= 1
     result = built.dbt("test", "--select", "int_vps_cost_intervals", "--exclude", "test_type:unit")
     failures = [line for line in result.stdout.splitlines() if "FAIL" in line and " of " in line]
     assert result.returncode != 0

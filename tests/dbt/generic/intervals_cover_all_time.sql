@@ -2,7 +2,13 @@
     tile all time: both bounds are set, the first starts at -infinity, each ends where the
     next starts (no gap, no overlap), the last ends at infinity, none is empty. Returns each
     offending interval with what is wrong. (A NULL bound is one of its cases, so an interval
-    table needs no not_null test of its own, a second scan.) -#}
+    table needs no not_null test of its own, a second scan.)
+
+    It is also the table's primary-key test, for the key (partition columns, valid_from_date):
+    a NULL in a partition column is a case of its own, and two intervals of a partition with
+    the same valid_from_date cannot both pass (sorted together, the first would end where it
+    starts, or the second start before the first ends). A primary_key test beside it would
+    sort the same rows again. -#}
 {% test intervals_cover_all_time(model, partition_by=[]) %}
     {%- set partition = partition_by | join(', ') -%}
     with
@@ -24,6 +30,12 @@
             {{ partition ~ ', ' if partition }}valid_from_date,
             valid_to_date,
             case
+                {%- if partition_by %}
+                    when {% for column in partition_by -%}
+                        {{ column }} is null{{ ' or ' if not loop.last }}
+                    {%- endfor %}
+                        then 'interval of no {{ partition }} (NULL key)'
+                {%- endif %}
                 when valid_from_date is null or valid_to_date is null
                     then 'interval without a bound (NULL date)'
                 when valid_from_date >= valid_to_date then 'empty or reversed interval'
