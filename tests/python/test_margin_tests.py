@@ -153,17 +153,28 @@ ONE_LAST_VPS_INTERVAL = (
     f"(vps_instance_id, valid_from_date) = (select vps_instance_id, max(valid_from_date) from "
     f"{VPS_INTERVALS} group by vps_instance_id order by vps_instance_id limit 1)"
 )
+FIRST_VPS = f"(select vps_instance_id from {VPS_INTERVALS} order by vps_instance_id limit 1)"
+ONE_ROW = "select 1"
+# each case: the statement, and a query for the number of rows it must change
 BROKEN_INTERVALS = {
-    "interval_without_a_bound": f"update {VPS_INTERVALS} set valid_to_date = null "
-    f"where {ONE_LAST_VPS_INTERVAL}",
-    "interval_ending_early": f"update {VPS_INTERVALS} set valid_to_date = '2030-01-01' "
-    f"where {ONE_LAST_VPS_INTERVAL}",
+    "interval_without_a_bound": (
+        f"update {VPS_INTERVALS} set valid_to_date = null where {ONE_LAST_VPS_INTERVAL}",
+        ONE_ROW,
+    ),
+    "interval_ending_early": (
+        f"update {VPS_INTERVALS} set valid_to_date = '2030-01-01' where {ONE_LAST_VPS_INTERVAL}",
+        ONE_ROW,
+    ),
     # the key cases: the interval test is the table's primary-key test
-    "interval_twice": f"insert into {VPS_INTERVALS} select * from {VPS_INTERVALS} "
-    f"where {ONE_LAST_VPS_INTERVAL}",
+    "interval_twice": (
+        f"insert into {VPS_INTERVALS} select * from {VPS_INTERVALS} where {ONE_LAST_VPS_INTERVAL}",
+        ONE_ROW,
+    ),
     # every interval of one VPS: on their own they tile all time
-    "intervals_of_no_vps": f"update {VPS_INTERVALS} set vps_instance_id = null "
-    f"where vps_instance_id = (select min(vps_instance_id::text)::uuid from {VPS_INTERVALS})",
+    "intervals_of_no_vps": (
+        f"update {VPS_INTERVALS} set vps_instance_id = null where vps_instance_id = {FIRST_VPS}",
+        f"select count(*) from {VPS_INTERVALS} where vps_instance_id = {FIRST_VPS}",
+    ),
 }
 
 
@@ -172,8 +183,10 @@ def test_a_broken_interval_table_fails_intervals_cover_all_time(built: Database,
     """The interval tables have no not_null or primary-key test of their own: a NULL
     bound, a NULL key and a key twice are cases intervals_cover_all_time reports, beside a
     timeline that stops short."""
+    statement, rows = BROKEN_INTERVALS[case]
     with built.connect() as conn:
-        assert conn.execute(BROKEN_INTERVALS[case]).rowcount >= 1
+        expected = conn.execute(rows).fetchone()[0]
+        assert expected >= 1 and conn.execute(statement).rowcount == expected
     result = built.dbt("test", "--select", "int_vps_cost_intervals", "--exclude", "test_type:unit")
     failures = [line for line in result.stdout.splitlines() if "FAIL" in line and " of " in line]
     assert result.returncode != 0
