@@ -5,7 +5,15 @@
 -- their interval bounds), then expanded to the days they cover and summed per tenant and day,
 -- all before any join to subscriptions: a VPS is counted once however many IPs,
 -- subscriptions or billing rows its tenant has.
-{{ config(tags=['daily']) }}
+-- Both sums group sorted rows, not hash tables (the pre-hook, for this statement's transaction
+-- only): the planner cannot estimate the groups after the join to the run's days (it
+-- expects 800 where a daily run has one per tenant and day, 361,300 at 100,000 tenants) and
+-- picks a hash table of numeric sums that spills to disk, 1.2-1.3 s against 0.7 s for the
+-- sorts, which read the per-tenant rows in tenant order already.
+{{ config(
+    tags=['daily'],
+    pre_hook=["set local enable_hashagg = off"],
+) }}
 
 with
 
