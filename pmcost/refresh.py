@@ -276,7 +276,10 @@ def _refresh(
                 build_args = ["build"] + (["--full-refresh"] if full_refresh else [])
                 if not unit_tests:
                     build_args += ["--exclude-resource-type", "unit_test"]
-                code = session.run(build_args, reuse=True)
+                # the previous build's node times order this one (longest chains first)
+                code = session.run(
+                    build_args, reuse=True, timings=artefacts / "refresh" / "build_run_results.json"
+                )
             report = _keep_run_results(artefacts, summary, since=build_started)
             if code == 0 and unit_tests:
                 record_unit_tested(artefacts, target.name, fingerprint)

@@ -36,7 +36,12 @@ from psycopg import sql
 
 from pmcost import ddl, demo_data, publish
 from pmcost.dbt import code_fingerprint, day_environment
-from pmcost.dbt_worker import exit_code, keep_connections_between_nodes, parse_args
+from pmcost.dbt_worker import (
+    exit_code,
+    keep_connections_between_nodes,
+    parse_args,
+    run_longest_chains_first,
+)
 from pmcost.refresh import record_unit_tested
 from pmcost.server import EmbeddedServer, ServerInfo
 
@@ -107,7 +112,8 @@ class InProcessDbt:
 
     Each (database name, --vars) is parsed once, from the kept partial-parse state, and its
     manifest is handed to the later runs, which then skip parsing as the dbt docs describe for
-    programmatic invocations. dbt keeps its connections between nodes as in a refresh. The
+    programmatic invocations. dbt keeps its connections between nodes and runs the longest
+    chains first, as in a refresh. The
     result looks like a finished `dbt` process: dbt's exit code (0 ok, 1 a node failed, 2
     dbt could not run) and its info, warning and error lines.
     """
@@ -122,6 +128,7 @@ class InProcessDbt:
         from dbt.contracts.graph.manifest import Manifest
 
         keep_connections_between_nodes()  # as the refresh's dbt worker runs dbt
+        run_longest_chains_first()
         lines: list[str] = []
 
         def collect(event) -> None:  # dbt's EventMsg

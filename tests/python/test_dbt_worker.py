@@ -1,0 +1,89 @@
+"""The refresh's dbt worker orders a build's nodes: longest chain first, one node per thread."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import networkx
+import pytest
+
+from pmcost.dbt_worker import chain_seconds, node_seconds, run_longest_chains_first
+
+
+def test_chain_seconds_is_a_node_and_the_longest_chain_waiting_for_it() -> None:
+    graph = networkx.DiGraph(
+        [("stg", "slow"), ("stg", "quick"), ("slow", "fact"), ("quick", "fact"), ("x", "y")]
+    )
+    seconds = {"stg": 1.0, "slow": 5.0, "quick": 2.0, "fact": 3.0, "x": 4.0}
+    chains = chain_seconds(graph, seconds)
+    assert chains["fact"] == 3.0
+    assert chains["slow"] == 8.0 and chains["quick"] == 5.0
+    assert chains["stg"] == 9.0  # through slow, not quick
+    # y has no time of its own: the median of the known ones (3.0)
+    assert chains["y"] == 3.0 and chains["x"] == 7.0
+    # without any earlier build, every node counts 1 s: the chain's length in nodes
+    assert chain_seconds(graph, {})["stg"] == 3.0
+
+
+def test_node_seconds_reads_a_run_results_file(tmp_path: Path) -> None:
+    results = tmp_path / "run_results.json"
+    results.write_text(
+        json.dumps(
+            {
+                "results": [
+                    {"unique_id": "model.p.a", "execution_time": 1.5},
+                    {"unique_id": "test.p.t", "execution_time": 0.25},
+                ]
+            }
+        )
+    )
+    assert node_seconds(results) == {"model.p.a": 1.5, "test.p.t": 0.25}
+    assert node_seconds(tmp_path / "missing.json") == {}
+    assert node_seconds(None) == {}
+    (tmp_path / "broken.json").write_text("{")
+    assert node_seconds(tmp_path / "broken.json") == {}
+
+
+@pytest.fixture
+def longest_chains_first(monkeypatch: pytest.MonkeyPatch):
+    from dbt.graph.queue import GraphQueue
+    from dbt.task.runnable import GraphRunnableTask
+
+    from pmcost import dbt_worker
+
+    # install on this test's own copy of dbt's methods, whatever ran before
+    for owner, name in (
+        (GraphQueue, "_get_scores"),
+        (GraphQueue, "get"),
+        (GraphRunnableTask, "run_queue"),
+    ):
+        monkeypatch.setattr(owner, name, getattr(owner, name))
+    monkeypatch.delattr(GraphQueue, "pmcost_longest_chains_first", raising=False)
+    monkeypatch.setattr(dbt_worker, "_timings", {})
+    run_longest_chains_first()
+    return GraphQueue, dbt_worker._timings
+
+
+def test_a_free_thread_gets_the_head_of_the_longest_chain(longest_chains_first) -> None:
+    graph_queue, timings = longest_chains_first
+    # "a" and "c" are both ready; dbt alone would hand out "a" first (same depth, name order)
+    graph = networkx.DiGraph([("a", "b"), ("c", "d")])
+    timings.update({"a": 1.0, "b": 1.0, "c": 5.0, "d": 5.0})
+    manifest = SimpleNamespace(expect=lambda node_id: SimpleNamespace(unique_id=node_id))
+    queue = graph_queue(graph, manifest, set(graph))
+    queue.pmcost_threads = 1  # what run_queue sets from dbt's thread count
+    assert queue.get().unique_id == "c"
+
+    # one thread, busy with "c": the next node is handed out only when "c" is done, and it
+    # is then "d" (chain 5 s), ready by then, not "a" (chain 2 s), ready all along
+    handed: list[str] = []
+    waiter = threading.Thread(target=lambda: handed.append(queue.get().unique_id))
+    waiter.start()
+    waiter.join(timeout=0.3)
+    assert waiter.is_alive() and handed == []
+    queue.mark_done("c")
+    waiter.join(timeout=5)
+    assert handed == ["d"]
