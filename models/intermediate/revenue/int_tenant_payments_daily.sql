@@ -39,17 +39,25 @@ collected as (
         and payments.billing_period_start_date <= {{ as_of_date() }}
 ),
 
--- a payment counts on every day of the window from its billing period start on
+run_days as (
+    select cast(run_day as date) as economics_date
+    from
+        generate_series({{ history_start_date() }}, {{ as_of_date() }}, interval '1 day')
+            as run_days (run_day)
+),
+
+-- a payment counts on every day of the window from its billing period start on: a join to
+-- the run's few days, which the planner estimates, not a series per payment, which it takes
+-- for 1,000 days each (34.5 million rows at 100,000 tenants for 284,000; it then ran the
+-- statement on three processes, 0.6 s against 0.47 s on one)
 payment_days as (
     select
         collected.tenant_id,
-        cast(run_days.economics_day as date) as economics_date,
+        run_days.economics_date,
         collected.payment_amount
     from collected
-    cross join
-        lateral
-        {{ window_days('collected.billing_period_start_date', "cast('infinity' as date)") }}
-            as run_days (economics_day)
+    inner join run_days
+        on collected.billing_period_start_date <= run_days.economics_date
 ),
 
 final as (
