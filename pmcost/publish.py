@@ -188,11 +188,7 @@ def candidate_from_manifest(
         schema,
         sorted(node["unique_id"] for node in published),
         sorted(node.get("alias") or node["name"] for node in published),
-        sorted(
-            source["identifier"]
-            for source in manifest.get("sources", {}).values()
-            if source.get("source_name") == "app"
-        ),
+        _app_tables(manifest),
         _tests_with_parents(manifest),
     )
 
@@ -305,6 +301,23 @@ def check_build(candidate: Candidate, report: BuildReport) -> None:
 # -- figures and guards -------------------------------------------------------------------------
 def _qualified(schema: str, table: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+
+
+def _app_tables(manifest: dict) -> list[str]:
+    return sorted(
+        source["identifier"]
+        for source in manifest.get("sources", {}).values()
+        if source.get("source_name") == "app"
+    )
+
+
+def app_tables_of(target_dir: Path) -> list[str]:
+    """The application tables (the `app` source) in the last manifest dbt wrote; [] without
+    one."""
+    try:
+        return _app_tables(json.loads((target_dir / "manifest.json").read_text()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
 
 
 def source_counts(conn: psycopg.Connection, app_schema: str, tables: list[str]) -> dict[str, int]:
@@ -632,17 +645,23 @@ def publish(
     *,
     accept_changes: bool = False,
     lock_timeout_ms: int = 10000,
+    sources: dict[str, int] | None = None,
     say: Say = print,
 ) -> PublishResult:
-    """Check the candidate build, apply the guards, switch it in. Raise on any refusal."""
+    """Check the candidate build, apply the guards, switch it in. Raise on any refusal.
+
+    `sources`: the application tables' row counts, taken while the build ran (a refresh
+    counts them beside dbt's start-up); used when they name the tables the candidate reads,
+    else they are counted now."""
     if not conn.autocommit:
         raise PmcostError("publish needs an autocommit connection")
     report = BuildReport.read(target_dir)
     candidate = read_candidate(conn, target_dir)
     check_build(candidate, report)
-    figures = candidate_figures(
-        conn, candidate, source_counts(conn, candidate.app_schema, candidate.app_tables)
-    )
+    wanted = {f"{candidate.app_schema}.{table}" for table in candidate.app_tables}
+    if sources is None or set(sources) != wanted:
+        sources = source_counts(conn, candidate.app_schema, candidate.app_tables)
+    figures = candidate_figures(conn, candidate, sources)
     previous = last_published(conn, candidate.published_schema)
     breaches = guard_breaches(figures, previous, candidate.guards, candidate)
     result = PublishResult(candidate, figures, previous, breaches, accept_changes, report)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -218,6 +219,9 @@ def _refresh(
         # one dbt process for the refresh's dbt steps; it has exited before the lock is let go
         session = dbt_runner.Session(target, guard, as_of=as_of, history_start=history_start)
         with lock, session:
+            # the publish's row counts of the application tables, taken now on a connection
+            # of their own while dbt starts (Python, one core)
+            sources = SourceCount(target, publish.app_tables_of(artefacts))
             if skip_freshness:
                 say("source freshness: skipped (--skip-freshness)")
             else:
@@ -298,7 +302,11 @@ def _refresh(
             with _step(summary, "publish"), guard.deferred(finished):
                 try:
                     published = publish.publish(
-                        conn, artefacts, accept_changes=accept_changes, say=say
+                        conn,
+                        artefacts,
+                        accept_changes=accept_changes,
+                        sources=sources.counts(),
+                        say=say,
                     )
                 except publish.GuardError as refused:
                     summary.guards = refused.details
@@ -322,6 +330,37 @@ def _refresh(
                     "published, but `dbt docs generate` failed (see dbt's output above); "
                     "run `pmcost docs` to retry"
                 )
+
+
+class SourceCount:
+    """Row counts of the application tables on a connection of its own, in a thread.
+
+    The publish guards and records them (an empty table refuses the publish). Counting the
+    largest table (billing_analytics, 10 million rows at 100,000 tenants) took 0.33 s of the
+    publish step; at the start of a refresh one core is idle while dbt imports and loads the
+    project, so the counts cost no time there. One process: no parallel workers beside dbt.
+    Any error leaves the counts to the publish.
+    """
+
+    def __init__(self, target: Target, tables: list[str]) -> None:
+        self._counts: dict[str, int] | None = None
+        self._thread = threading.Thread(target=self._count, args=(target, tables), daemon=True)
+        if tables:
+            self._thread.start()
+
+    def _count(self, target: Target, tables: list[str]) -> None:
+        try:
+            with db.connection(target) as conn:
+                conn.execute("set max_parallel_workers_per_gather = 0")
+                self._counts = publish.source_counts(conn, target.app_schema, tables)
+        except Exception:  # whatever it was, the publish counts them itself
+            self._counts = None
+
+    def counts(self) -> dict[str, int] | None:
+        """The counts, waiting for them if need be; None when there are none."""
+        if self._thread.ident is not None:
+            self._thread.join()
+        return self._counts
 
 
 def published_schema() -> str:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
 from pmcost import publish
-from pmcost.refresh import UNIT_TESTED_FILE
+from pmcost.refresh import UNIT_TESTED_FILE, SourceCount
+from pmcost.settings import Target
 
 from .conftest import ANCHOR, Database
 
@@ -240,6 +242,14 @@ def test_a_successful_refresh_switches_every_table_and_keeps_the_build_results(
     )
     assert runs[0][0] == report["invocation_id"]
     assert int(runs[0][1]) == report["tables"]["executive_business_summary"]
+    # with the application tables' row counts, taken while dbt started
+    recorded = built.query(
+        "select figures -> 'sources' from analytics_publication.published_runs "
+        "order by published_at desc limit 1"
+    )[0][0]
+    assert "public.billing_analytics" in recorded and "public.companies" in recorded
+    for table, count in recorded.items():
+        assert built.query(f"select count(*) from {table}")[0][0] == count, table
 
     # the first build from this folder ran the unit tests; with the code unchanged since they
     # passed, the next refresh leaves them out and still runs every data test
@@ -342,3 +352,45 @@ def test_a_test_of_a_source_or_ephemeral_model_is_owed_by_the_models_that_read_i
         "test.p.stg_rule": [["model.p.daily"]],
         "test.p.daily_key": [["model.p.daily"]],
     }
+
+
+def test_the_source_counts_are_taken_beside_the_refresh_or_left_to_the_publish(
+    built: Database, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # the application tables are the `app` source's, as the last manifest names them
+    (tmp_path / "manifest.json").write_text(
+        json.dumps(
+            {
+                "sources": {
+                    "source.pmcost.app.companies": {
+                        "source_name": "app",
+                        "identifier": "companies",
+                    },
+                    "source.pmcost.app.billing_analytics": {
+                        "source_name": "app",
+                        "identifier": "billing_analytics",
+                    },
+                    "source.pmcost.finance.invoice_lines": {
+                        "source_name": "finance",
+                        "identifier": "invoice_lines",
+                    },
+                }
+            }
+        )
+    )
+    tables = publish.app_tables_of(tmp_path)
+    assert tables == ["billing_analytics", "companies"]
+    assert publish.app_tables_of(tmp_path / "nowhere") == []
+
+    for name, value in built.env().items():
+        monkeypatch.setenv(name, value)
+    target = Target(name="postgres", app_schema="public")
+    counts = SourceCount(target, tables).counts()
+    assert counts == {
+        f"public.{table}": built.query(f"select count(*) from public.{table}")[0][0]
+        for table in tables
+    }
+    assert counts["public.billing_analytics"] > 0
+    # a table that is not there: no counts, the publish counts what it reads itself
+    assert SourceCount(target, [*tables, "no_such_table"]).counts() is None
+    assert SourceCount(target, []).counts() is None  # no manifest yet: nothing to count
