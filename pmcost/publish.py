@@ -650,9 +650,8 @@ def publish(
 ) -> PublishResult:
     """Check the candidate build, apply the guards, switch it in. Raise on any refusal.
 
-    `sources`: the application tables' row counts, taken while the build ran (a refresh
-    counts them beside dbt's start-up); used when they name the tables the candidate reads,
-    else they are counted now."""
+    `sources`: the application tables' row counts, as a refresh takes them while dbt
+    starts; used when they name the tables the candidate reads, else they are counted now."""
     if not conn.autocommit:
         raise PmcostError("publish needs an autocommit connection")
     report = BuildReport.read(target_dir)

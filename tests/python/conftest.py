@@ -113,9 +113,8 @@ class InProcessDbt:
     Each (database name, --vars) is parsed once, from the kept partial-parse state, and its
     manifest is handed to the later runs, which then skip parsing as the dbt docs describe for
     programmatic invocations. dbt keeps its connections between nodes and runs the longest
-    chains first, as in a refresh. The
-    result looks like a finished `dbt` process: dbt's exit code (0 ok, 1 a node failed, 2
-    dbt could not run) and its info, warning and error lines.
+    chains first, as in a refresh. The result looks like a finished `dbt` process: dbt's exit
+    code (0 ok, 1 a node failed, 2 dbt could not run) and its info, warning and error lines.
     """
 
     def __init__(self) -> None:
