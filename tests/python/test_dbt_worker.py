@@ -87,3 +87,21 @@ def test_a_free_thread_gets_the_head_of_the_longest_chain(longest_chains_first) 
     queue.mark_done("c")
     waiter.join(timeout=5)
     assert handed == ["d"]
+
+
+def test_the_build_hands_out_as_many_nodes_as_dbt_has_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dbt.graph.queue import GraphQueue
+    from dbt.task.runnable import GraphRunnableTask
+
+    ran: list[object] = []
+    # dbt's own run_queue, as the patch finds it, stands in for the thread pool's loop
+    monkeypatch.setattr(GraphRunnableTask, "run_queue", lambda self, pool: ran.append(pool))
+    for name in ("_get_scores", "get"):
+        monkeypatch.setattr(GraphQueue, name, getattr(GraphQueue, name))
+    monkeypatch.delattr(GraphQueue, "pmcost_longest_chains_first", raising=False)
+    run_longest_chains_first()
+    task = SimpleNamespace(job_queue=SimpleNamespace(), config=SimpleNamespace(threads=3))
+    GraphRunnableTask.run_queue(task, "pool")
+    assert task.job_queue.pmcost_threads == 3 and ran == ["pool"]
