@@ -68,11 +68,14 @@ def keep_connections_between_nodes() -> None:
     still closes every connection at the end of the command. The project sets no session
     state (no SET outside a transaction); what a node leaves in its session is at most an
     incremental run's temporary table, whose name dbt makes unique with the time, dropped
-    when the command ends.
+    when the command ends. psycopg2's own idea of the transaction is put back in step with
+    the server's, so the next node's statements run in one transaction, as on a new
+    connection.
     """
+    import psycopg2
     from dbt.adapters.base.connections import BaseConnectionManager
     from dbt.adapters.contracts.connection import ConnectionState
-    from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+    from psycopg2.extensions import STATUS_READY, TRANSACTION_STATUS_IDLE
 
     close = BaseConnectionManager.close
 
@@ -85,7 +88,19 @@ def keep_connections_between_nodes() -> None:
             self._rollback_handle(conn)
             conn.transaction_open = False
         handle = conn.handle
-        if handle.closed or handle.get_transaction_status() != TRANSACTION_STATUS_IDLE:
+        keep = not handle.closed and handle.get_transaction_status() == TRANSACTION_STATUS_IDLE
+        if keep and handle.status != STATUS_READY:
+            # dbt-postgres ends a model's transaction with a COMMIT statement, which psycopg2
+            # does not see: it would still count the transaction open and not begin the next
+            # node's, whose statements would each commit on their own (a pre-hook's
+            # `set local` would do nothing). A BEGIN, then psycopg2's own rollback of that
+            # empty transaction, puts both sides back in step without a server warning.
+            try:
+                handle.cursor().execute("begin")
+                handle.rollback()
+            except psycopg2.Error:
+                keep = False
+        if not keep:
             try:
                 close(conn)
             except Exception:

@@ -10,7 +10,14 @@ from types import SimpleNamespace
 import networkx
 import pytest
 
-from pmcost.dbt_worker import chain_seconds, node_seconds, run_longest_chains_first
+from pmcost.dbt_worker import (
+    chain_seconds,
+    keep_connections_between_nodes,
+    node_seconds,
+    run_longest_chains_first,
+)
+
+from .conftest import Database
 
 
 def test_chain_seconds_is_a_node_and_the_longest_chain_waiting_for_it() -> None:
@@ -105,3 +112,31 @@ def test_the_build_hands_out_as_many_nodes_as_dbt_has_threads(
     task = SimpleNamespace(job_queue=SimpleNamespace(), config=SimpleNamespace(threads=3))
     GraphRunnableTask.run_queue(task, "pool")
     assert task.job_queue.pmcost_threads == 3 and ran == ["pool"]
+
+
+def test_a_kept_connection_begins_the_next_nodes_transaction(database: Database) -> None:
+    """dbt-postgres ends a model's transaction with a COMMIT statement; psycopg2 does not see
+    it. The next node on the kept connection must still run in a transaction of its own."""
+    import psycopg2
+    from dbt.adapters.base.connections import BaseConnectionManager
+    from dbt.adapters.contracts.connection import ConnectionState
+    from psycopg2.extensions import TRANSACTION_STATUS_INTRANS
+
+    keep_connections_between_nodes()
+    handle = psycopg2.connect(database.conninfo)
+    try:
+        cursor = handle.cursor()
+        cursor.execute("select 1")  # a model's statements: psycopg2 begins the transaction
+        cursor.execute("commit")  # dbt-postgres's commit
+        conn = SimpleNamespace(state=ConnectionState.OPEN, transaction_open=False, handle=handle)
+        manager = SimpleNamespace(lock=threading.Lock(), get_if_exists=lambda: conn)
+        BaseConnectionManager.release(manager)  # the end of the node, as the worker has it
+        assert not handle.closed  # kept for the next node
+        cursor.execute("set local work_mem = '64MB'")  # the next node's pre-hook
+        assert handle.get_transaction_status() == TRANSACTION_STATUS_INTRANS
+        cursor.execute("show work_mem")
+        assert cursor.fetchone() == ("64MB",)
+        handle.rollback()
+        assert not any("transaction" in notice for notice in handle.notices), handle.notices
+    finally:
+        handle.close()
