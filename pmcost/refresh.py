@@ -282,7 +282,9 @@ def _refresh(
                     build_args += ["--exclude-resource-type", "unit_test"]
                 # the previous build's node times order this one (longest chains first)
                 code = session.run(
-                    build_args, reuse=True, timings=artefacts / "refresh" / "build_run_results.json"
+                    build_args,
+                    reuse=True,
+                    timings=_kept_from_build(artefacts, "run_results.json"),
                 )
             report = _keep_run_results(artefacts, summary, since=build_started)
             if code == 0 and unit_tests:
@@ -430,6 +432,12 @@ def _freshness_results(artefacts: Path, *, since: float) -> list[tuple[str, str,
     return found
 
 
+def _kept_from_build(artefacts: Path, name: str) -> Path:
+    """Where a refresh keeps the build's copy of a dbt artefact (run_results.json,
+    partial_parse.msgpack), which the docs step would overwrite."""
+    return artefacts / "refresh" / f"build_{name}"
+
+
 def _keep_run_results(
     artefacts: Path, summary: Summary, *, since: float
 ) -> publish.BuildReport | None:
@@ -441,7 +449,7 @@ def _keep_run_results(
     (artefacts / "refresh").mkdir(parents=True, exist_ok=True)
     for name in ("run_results.json", "partial_parse.msgpack"):
         if (artefacts / name).is_file():
-            shutil.copyfile(artefacts / name, artefacts / "refresh" / f"build_{name}")
+            shutil.copyfile(artefacts / name, _kept_from_build(artefacts, name))
     report = publish.BuildReport.read(artefacts)
     summary.invocation_id = report.invocation_id
     summary.tests = report.tests()
@@ -492,6 +500,6 @@ def _restore_run_results(artefacts: Path) -> None:
         (artefacts / "refresh").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(docs_state, artefacts / "refresh" / "docs_partial_parse.msgpack")
     for name in ("run_results.json", "partial_parse.msgpack"):
-        kept = artefacts / "refresh" / f"build_{name}"
+        kept = _kept_from_build(artefacts, name)
         if kept.is_file():
             shutil.copyfile(kept, artefacts / name)
