@@ -55,13 +55,14 @@ def test_node_seconds_reads_a_run_results_file(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def longest_chains_first(monkeypatch: pytest.MonkeyPatch):
+def own_dbt_queue(monkeypatch: pytest.MonkeyPatch):
+    """dbt's queue and runner methods as they are now, restored after the test, so a test can
+    install the scheduling patch on them (again) whatever ran before; no node times yet."""
     from dbt.graph.queue import GraphQueue
     from dbt.task.runnable import GraphRunnableTask
 
     from pmcost import dbt_worker
 
-    # install on this test's own copy of dbt's methods, whatever ran before
     for owner, name in (
         (GraphQueue, "_get_scores"),
         (GraphQueue, "get"),
@@ -70,12 +71,12 @@ def longest_chains_first(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setattr(owner, name, getattr(owner, name))
     monkeypatch.delattr(GraphQueue, "pmcost_longest_chains_first", raising=False)
     monkeypatch.setattr(dbt_worker, "_timings", {})
+    return GraphQueue, GraphRunnableTask, dbt_worker._timings
+
+
+def test_a_free_thread_gets_the_head_of_the_longest_chain(own_dbt_queue) -> None:
+    graph_queue, _, timings = own_dbt_queue
     run_longest_chains_first()
-    return GraphQueue, dbt_worker._timings
-
-
-def test_a_free_thread_gets_the_head_of_the_longest_chain(longest_chains_first) -> None:
-    graph_queue, timings = longest_chains_first
     # "a" and "c" are both ready; dbt alone would hand out "a" first (same depth, name order)
     graph = networkx.DiGraph([("a", "b"), ("c", "d")])
     timings.update({"a": 1.0, "b": 1.0, "c": 5.0, "d": 5.0})
@@ -97,20 +98,15 @@ def test_a_free_thread_gets_the_head_of_the_longest_chain(longest_chains_first) 
 
 
 def test_the_build_hands_out_as_many_nodes_as_dbt_has_threads(
-    monkeypatch: pytest.MonkeyPatch,
+    own_dbt_queue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dbt.graph.queue import GraphQueue
-    from dbt.task.runnable import GraphRunnableTask
-
+    _, runnable_task, _ = own_dbt_queue
     ran: list[object] = []
     # dbt's own run_queue, as the patch finds it, stands in for the thread pool's loop
-    monkeypatch.setattr(GraphRunnableTask, "run_queue", lambda self, pool: ran.append(pool))
-    for name in ("_get_scores", "get"):
-        monkeypatch.setattr(GraphQueue, name, getattr(GraphQueue, name))
-    monkeypatch.delattr(GraphQueue, "pmcost_longest_chains_first", raising=False)
+    monkeypatch.setattr(runnable_task, "run_queue", lambda self, pool: ran.append(pool))
     run_longest_chains_first()
     task = SimpleNamespace(job_queue=SimpleNamespace(), config=SimpleNamespace(threads=3))
-    GraphRunnableTask.run_queue(task, "pool")
+    runnable_task.run_queue(task, "pool")
     assert task.job_queue.pmcost_threads == 3 and ran == ["pool"]
 
 
