@@ -11,8 +11,10 @@
     transaction while the build waits for it, which PostgreSQL ends as a deadlock and fails
     the model. Nothing here needs vacuuming while the build writes it: the tables are
     replaced, not updated, and a wraparound vacuum still runs if one is due, whatever the
-    setting says. `pmcost publish` resets the setting on the tables it switches in, so the
-    published tables are ordinary tables for autovacuum once nothing writes them. -#}
+    setting says. Published, they keep it off: the next publish replaces them, and an
+    autovacuum still on one then held up the drop of the retired schema for a
+    deadlock_timeout. `pmcost publish` resets it only on a merged history (the daily fact
+    with a long history), which each publish updates in place. -#}
 {% macro own_statistics() -%}
     {%- if model.config.materialized != 'view' -%}
         alter table {{ this }} set ({{ no_autovacuum() }});

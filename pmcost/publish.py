@@ -697,12 +697,16 @@ def publish(
             say(f"publish: {done}")
         for kept in carry_foreign_relations(conn, published, candidate):
             say(f"publish: kept {published}.{kept} (not built by this project) across the switch")
-        # the build kept autovacuum off its tables while it wrote them (macros/statistics.sql);
-        # published, they are read-only tables like any other: autovacuum may visit them
-        for table in candidate.tables:
+        # the build kept autovacuum off its tables while it wrote them (macros/statistics.sql).
+        # A table the next publish replaces keeps it off: nothing updates it, its statistics
+        # are the build's, and an autovacuum still on it when the next publish drops the
+        # retired schema held that drop up for a deadlock_timeout, until PostgreSQL cancelled
+        # it. A merged history is updated in place by every publish: it gets autovacuum back,
+        # for the rows each merge deletes.
+        for merge in candidate.merges:
             conn.execute(
                 sql.SQL("alter table {} reset ({})").format(
-                    _qualified(candidate.schema, table), sql.SQL(AUTOVACUUM_OPTIONS)
+                    _qualified(candidate.schema, merge.table), sql.SQL(AUTOVACUUM_OPTIONS)
                 )
             )
         if candidate.usage_roles:

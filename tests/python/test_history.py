@@ -112,12 +112,10 @@ def test_incremental_day_two_keeps_day_one(history: Database) -> None:
     assert len(rules) == 10 and not any(rules.values())
     assert history.query(f"select max(economics_date) from {FACT}") == [(DAY2,)]
     # the fact continued a carried copy of the published one. The build keeps its tables'
-    # statistics itself, autovacuum off them (own_statistics); the publish gives the
-    # published tables autovacuum back
+    # statistics itself, autovacuum off them (own_statistics), and it stays off once they
+    # are published: the next publish replaces them (a merged history gets it back, below)
     off = _autovacuum_off(history)
-    assert {table for table, is_off in off.items() if not is_off} == {
-        table for table in off if table.startswith("analytics.")
-    }
+    assert {table for table, is_off in off.items() if not is_off} == set()
     assert "analytics.fct_tenant_economics_daily" in off
     assert "analytics_staging.stg_app__payments" in off
     # the marts for day 2 equal the fact's day-2 rows (a dbt test checks every column)
@@ -184,6 +182,10 @@ def test_a_long_history_is_merged_at_the_publish_not_copied_into_each_build(
     ) == [(start, DAY2, 22)]
     assert history.query(f"select '{FACT}'::regclass::oid::bigint")[0][0] == table
     assert _rows(history, start) == oldest
+    # each publish deletes and inserts days of the merged fact in place: autovacuum is back
+    # on it, and only on it
+    off = _autovacuum_off(history)
+    assert {table for table, is_off in off.items() if not is_off} == {FACT}
     # no day twice: the fact's key holds over the whole merged history
     assert history.query(
         f"select count(*) from (select tenant_id, economics_date from {FACT} "
@@ -374,11 +376,12 @@ def test_the_carried_history_is_created_with_autovacuum_off(history: Database) -
     be off that copy from its creation (a vacuum of it while the fact's model ran deadlocked
     a large daily run), not only from the model's post-hook. The model fails here (an input
     is gone), so what remains in the candidate is the copy as it was created."""
+    published = _autovacuum_off(history)[FACT]
     history.execute("drop table analytics_intermediate.int_tenant_email_volume_daily")
     result = history.dbt("run", "--select", "fct_tenant_economics_daily")
     assert result.returncode == 1
     assert "carried" in result.stdout
     carried = _autovacuum_off(history)
     assert carried["analytics_candidate.fct_tenant_economics_daily"] is True
-    # the published fact is untouched and still open to autovacuum
-    assert carried[FACT] is False
+    # the published fact is untouched, its setting too
+    assert carried[FACT] is published
