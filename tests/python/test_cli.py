@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
+from pathlib import Path
 
+import psycopg
 import pytest
 
 from pmcost.cli import build_parser
-from pmcost.dbt import dbt_environment
+from pmcost.dbt import EMBEDDED_SESSION_OPTIONS, dbt_environment
+from pmcost.server import ServerInfo
 from pmcost.settings import Target
 
 from .conftest import ANCHOR, BIN, PROJECT, Database
@@ -46,6 +50,54 @@ def test_dbt_logs_to_its_file_at_info_unless_told_otherwise(
     assert dbt_environment(target)["DBT_LOG_LEVEL_FILE"] == "info"
     monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")
     assert dbt_environment(target)["DBT_LOG_LEVEL_FILE"] == "debug"
+
+
+def test_dbt_sessions_on_the_embedded_server_plan_without_parallel_workers(
+    monkeypatch: pytest.MonkeyPatch, server_state: Path, server: ServerInfo
+) -> None:
+    """dbt runs a thread per core beside the embedded server, so a parallel plan only adds
+    its workers' cost: dbt's sessions get no parallel workers through libpq's PGOPTIONS. An
+    operator's own options come after (they win), and the setting is added once however
+    often a process applies the environment (a long-lived Dagster process does)."""
+    # the server's own default stays: other sessions (dashboards, the limit) plan as before
+    monkeypatch.delenv("PGOPTIONS", raising=False)
+    with psycopg.connect(server.conninfo()) as conn:
+        assert conn.execute("show max_parallel_workers_per_gather").fetchone() != ("0",)
+    monkeypatch.setenv("PMCOST_STATE_DIR", str(server_state))
+    monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=600000")
+    embedded = Target(name="embedded", app_schema="public")
+    env = dbt_environment(embedded)
+    assert env["PGOPTIONS"] == f"{EMBEDDED_SESSION_OPTIONS} -c statement_timeout=600000"
+    monkeypatch.setenv("PGOPTIONS", env["PGOPTIONS"])
+    assert dbt_environment(embedded)["PGOPTIONS"] == env["PGOPTIONS"]
+    # a connection opened as dbt-postgres opens one (psycopg2, no `options` of its own)
+    opened = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, psycopg2\n"
+            "c = psycopg2.connect(host=os.environ['PMCOST_EMBEDDED_HOST'], "
+            "port=int(os.environ['PMCOST_EMBEDDED_PORT']), "
+            "user=os.environ['PMCOST_EMBEDDED_USER'], "
+            "password=os.environ['PMCOST_EMBEDDED_PASSWORD'], "
+            "dbname=os.environ['PMCOST_EMBEDDED_DBNAME'], connect_timeout=10)\n"
+            "cur = c.cursor()\n"
+            "cur.execute(\"select current_setting('max_parallel_workers_per_gather'), "
+            "current_setting('statement_timeout')\")\n"
+            "print(*cur.fetchone())",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert opened.returncode == 0, opened.stderr
+    assert opened.stdout.split() == ["0", "10min"]
+    # and a target of the user's own PostgreSQL is left as the user set it
+    monkeypatch.setenv("PGOPTIONS", "-c statement_timeout=600000")
+    assert dbt_environment(Target(name="postgres", app_schema="public"))["PGOPTIONS"] == (
+        "-c statement_timeout=600000"
+    )
 
 
 def test_bad_as_of_date_is_rejected_before_anything_runs(database: Database) -> None:
