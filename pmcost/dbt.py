@@ -30,7 +30,7 @@ FILE_LOG_LEVEL = "info"
 # (dbt-postgres sets no `options` of its own unless a profile names a search_path). The server
 # runs on this machine and dbt runs one thread per core, so during a build every core already
 # has a query: a parallel plan only adds its workers' cost. At 100,000 tenants a daily refresh
-# took 0.8 s less without them, at 10,000 the same (DECISIONLOG, "dbt's queries on the
+# took 0.8 s less without them; at 10,000 no difference (DECISIONLOG, "dbt's queries on the
 # embedded server run without parallel workers"). Settings of the operator's own PGOPTIONS
 # come after these, so they win.
 EMBEDDED_SESSION_OPTIONS = "-c max_parallel_workers_per_gather=0"
