@@ -320,13 +320,18 @@ def app_tables_of(target_dir: Path) -> list[str]:
         return []
 
 
+def _source_key(app_schema: str, table: str) -> str:
+    """How the counts, the guards and the publication record name an application table."""
+    return f"{app_schema}.{table}"
+
+
 def source_counts(conn: psycopg.Connection, app_schema: str, tables: list[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for table in tables:
         row = conn.execute(
             sql.SQL("select count(*) from {}").format(_qualified(app_schema, table))
         ).fetchone()
-        counts[f"{app_schema}.{table}"] = int(row[0]) if row else 0
+        counts[_source_key(app_schema, table)] = int(row[0]) if row else 0
     return counts
 
 
@@ -657,7 +662,7 @@ def publish(
     report = BuildReport.read(target_dir)
     candidate = read_candidate(conn, target_dir)
     check_build(candidate, report)
-    wanted = {f"{candidate.app_schema}.{table}" for table in candidate.app_tables}
+    wanted = {_source_key(candidate.app_schema, table) for table in candidate.app_tables}
     if sources is None or set(sources) != wanted:
         sources = source_counts(conn, candidate.app_schema, candidate.app_tables)
     figures = candidate_figures(conn, candidate, sources)
