@@ -4,6 +4,11 @@
     whole build passed and the guards hold. Nothing a plain `dbt build` does changes what
     dashboards read.
 
+    The snapshots (custom schema `snapshots`) are published the same way: a build captures
+    their new versions into `<target schema>_snapshots_candidate`, a copy of the published
+    snapshots (prepare_candidate_snapshots), and the publish switches that schema in with
+    the marts. A run that does not publish leaves the snapshots as they were.
+
     var publish_stage: `candidate` (default) builds the published models into the candidate
     schema; `published` names the published schema itself, for `dbt docs generate` after a
     publish (so the docs site shows the relations readers query) and for compiling analyses.
@@ -14,6 +19,8 @@
         {{ target.schema }}
     {%- elif custom_schema_name | trim == 'published' -%}
         {{ publication_schema() }}
+    {%- elif custom_schema_name | trim == 'snapshots' -%}
+        {{ snapshot_schema() }}
     {%- else -%}
         {{ target.schema }}_{{ custom_schema_name | trim }}
     {%- endif -%}
@@ -33,6 +40,14 @@
             ~ "or published (docs of what readers see)"
         ) }}
     {%- endif -%}
+{%- endmacro %}
+
+
+{#- Where this invocation's snapshots are written: `<target schema>_snapshots` when
+    published, with `_candidate` appended for a candidate build. -#}
+{% macro snapshot_schema() -%}
+    {%- set published = target.schema ~ '_snapshots' -%}
+    {{ return(published if publication_schema() == target.schema else published ~ '_candidate') }}
 {%- endmacro %}
 
 
@@ -64,6 +79,7 @@
     {%- if execute and flags.WHICH in ('build', 'run') and publication_schema() != target.schema -%}
         {%- set candidate = publication_schema() -%}
         {%- set candidate_schema = api.Relation.create(database=target.database, schema=candidate) -%}
+        {%- do refuse_shrinking_full_refresh(candidate) -%}
         {%- set published_models = [] -%}
         {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.schema == candidate -%}
             {%- do published_models.append(node.unique_id) -%}
@@ -146,6 +162,7 @@
                 'max_source_change': var('publish_max_source_change') | float,
                 'max_tenant_change': var('publish_max_tenant_change') | float,
                 'max_total_change': var('publish_max_total_change') | float,
+                'max_history_loss': var('publish_max_history_loss') | float,
             },
             'merges': merges,
         } -%}
@@ -155,6 +172,38 @@
         ) -%}
     {%- endif %}
     select 'candidate ready' as pmcost_check
+{% endmacro %}
+
+
+{#- A full refresh rebuilds an incremental history from the run's first day: a published
+    history that starts earlier would lose its older days. Refuse before anything is written,
+    naming the day to start from (`pmcost refresh --full-refresh` passes it itself). -#}
+{% macro refuse_shrinking_full_refresh(candidate) %}
+    {%- if flags.FULL_REFRESH -%}
+        {%- for node in graph.nodes.values()
+                if node.resource_type == 'model'
+                and node.schema == candidate
+                and node.config.materialized == 'incremental'
+                and node.unique_id in selected_resources
+                and (node.config.meta or {}).get('run_window_column') -%}
+            {%- set published = adapter.get_relation(node.database, target.schema, node.alias) -%}
+            {%- if published is not none -%}
+                {%- set first = run_query(
+                    "select min(" ~ adapter.quote(node.config.meta['run_window_column']) ~ ") from " ~ published
+                ).columns[0].values()[0] -%}
+                {%- if first is not none and first | string < history_start_value() -%}
+                    {{ exceptions.raise_compiler_error(
+                        "--full-refresh would rebuild " ~ published ~ " from " ~ history_start_value()
+                        ~ " (the run's first day) only, and its published history starts on " ~ first
+                        ~ ": the days before would be lost. Rebuild every day with --vars "
+                        ~ "'{history_start: " ~ '"' ~ first ~ '"' ~ "}' (pmcost refresh --full-refresh "
+                        ~ "--history-start " ~ first ~ "; without --history-start it starts there "
+                        ~ "itself), or leave --full-refresh out. Nothing was written."
+                    ) }}
+                {%- endif -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
 {% endmacro %}
 
 

@@ -608,30 +608,42 @@ def _readers(bench: Bench, count: int, pause: float = 0.0) -> Iterator[dict[str,
             thread.join(timeout=30)
 
 
-def _published_state(bench: Bench) -> list[tuple[object, ...]]:
-    """(table, oid, rows) of every published table: equal before and after = untouched."""
+# the schemas a later run reads or readers query: the published marts and history, the
+# snapshots, the publication record and Finance's landing tables
+KEPT_SCHEMAS = ("analytics", "analytics_snapshots", "analytics_publication", "finance")
+
+
+def kept_state(conn: psycopg.Connection) -> dict[str, str]:
+    """An MD5 of every row of every table a refresh keeps between runs (KEPT_SCHEMAS), by
+    table: equal before and after a run means that run changed none of them."""
+    tables = conn.execute(
+        "select schemaname, tablename from pg_tables where schemaname = any(%s) order by 1, 2",
+        (list(KEPT_SCHEMAS),),
+    ).fetchall()
+    state: dict[str, str] = {}
+    for schema, table in tables:
+        row = conn.execute(
+            sql.SQL(
+                "select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
+                "from {}.{} as t"
+            ).format(sql.Identifier(schema), sql.Identifier(table))
+        ).fetchone()
+        state[f"{schema}.{table}"] = str(row[0]) if row else ""
+    return state
+
+
+def _published_state(bench: Bench) -> dict[str, str]:
     with bench.connect() as conn:
-        tables = [
-            row[0]
-            for row in conn.execute(
-                "select tablename from pg_tables where schemaname = 'analytics' order by 1"
-            )
-        ]
-        return [
-            (
-                table,
-                *conn.execute(
-                    sql.SQL("select {}::regclass::oid, count(*) from analytics.{}").format(
-                        sql.Literal(f"analytics.{table}"), sql.Identifier(table)
-                    )
-                ).fetchone(),  # type: ignore[misc]
-            )
-            for table in tables
-        ]
+        return kept_state(conn)
 
 
 def _refresh_building_models(bench: Bench, *args: str) -> subprocess.Popen[str]:
     """A `pmcost refresh` in its own session, returned once dbt is building models."""
+    return _refresh_reaching(bench, "START sql table model", *args)
+
+
+def _refresh_reaching(bench: Bench, line: str, *args: str) -> subprocess.Popen[str]:
+    """A `pmcost refresh` in its own session, returned once its output shows `line`."""
     refresh = subprocess.Popen(
         [sys.executable, "-m", "pmcost.cli", "refresh", "--as-of", bench.as_of.isoformat(), *args],
         cwd=project_dir(),
@@ -642,18 +654,20 @@ def _refresh_building_models(bench: Bench, *args: str) -> subprocess.Popen[str]:
         start_new_session=True,
     )
     assert refresh.stdout is not None
-    for line in refresh.stdout:
-        if "START sql table model" in line:
+    for output in refresh.stdout:
+        if line in output:
             break
     return refresh
 
 
 # the reliability run's steps, in the order they run (figures under the same names)
+# the cases of "failed_then_fixed", each a refresh that fails
+FAILURE_CASES = ("a_test", "a_guard", "a_kill_mid_snapshot", "a_lost_connection")
 CHAOS_STEPS = (
     "readers_during_refresh",
     "killed_refresh",
     "two_refreshes",
-    "failing_test_refresh",
+    "failed_then_fixed",
     "sigterm_parent",
     "pre_hook_under_writes",
 )
@@ -667,6 +681,7 @@ def chaos(
     readers: int = 100,
     read_pause: float = 0.0,
     on: Bench | None = None,
+    failures: Collection[str] = FAILURE_CASES,
 ) -> dict[str, object]:
     """The reliability run on a throwaway server: the named steps of CHAOS_STEPS.
 
@@ -675,7 +690,8 @@ def chaos(
     both marts through the full refresh, each `read_pause` seconds apart (0: back to back,
     as many reads as the machine serves). `on`: a bench whose database is loaded and
     published already (the test suite's copy of its built database) instead of a throwaway
-    server with `tenants` demo tenants; it is not closed here.
+    server with `tenants` demo tenants; it is not closed here. `failures`: the cases of
+    "failed_then_fixed" (FAILURE_CASES) to run before the fixed refresh.
     """
     unknown = set(steps) - set(CHAOS_STEPS)
     if unknown or not set(CHAOS_STEPS[:2]) <= set(steps):
@@ -730,9 +746,11 @@ def chaos(
             _two_refreshes(bench, figures, say)
 
         published = _published_state(bench)
-        # 4. a refresh whose tests fail publishes nothing
-        if "failing_test_refresh" in steps:
-            _failing_test_refresh(bench, figures, say, published)
+        # 4. refreshes that fail (a test, a guard, a kill while the snapshots are captured)
+        # change nothing a later run reads, and once the sources are fixed the next publishes
+        if "failed_then_fixed" in steps:
+            _failed_then_fixed(bench, figures, say, published, failures)
+            published = _published_state(bench)
 
         # 5. SIGTERM to the refresh process only (`kill PID`): dbt stops, nothing published
         if "sigterm_parent" in steps:
@@ -769,25 +787,81 @@ def _two_refreshes(bench: Bench, figures: dict[str, object], say: Say) -> None:
     )
 
 
-def _failing_test_refresh(
-    bench: Bench, figures: dict[str, object], say: Say, published: list[tuple[object, ...]]
+def _failed_then_fixed(
+    bench: Bench,
+    figures: dict[str, object],
+    say: Say,
+    published: dict[str, str],
+    cases: Collection[str],
 ) -> None:
-    with bench.connect() as conn:
-        original_prices = conn.execute("select id, price_monthly from plans").fetchall()
-        conn.execute("update plans set price_monthly = null where name = 'Starter'")
-    _, failing = bench.pmcost("refresh", "--as-of", bench.as_of.isoformat(), check=False)
-    figures["failing_test_refresh"] = {
-        "exit": failing.returncode,
-        "published_unchanged": _published_state(bench) == published,
-    }
-    say(
-        f"  refresh with a failing test: exit {failing.returncode}, published tables "
-        f"{'unchanged' if _published_state(bench) == published else 'CHANGED'}"
-    )
+    as_of = bench.as_of.isoformat()
+    outcome: dict[str, object] = {}
 
+    def failed(case: str, exit_code: int) -> None:
+        unchanged = _published_state(bench) == published
+        outcome[case] = {"exit": exit_code, "kept_state_unchanged": unchanged}
+        say(
+            f"  refresh failing on {case.replace('_', ' ')}: exit {exit_code}, kept state "
+            f"{'unchanged' if unchanged else 'CHANGED'}"
+        )
+
+    if "a_test" in cases:
+        with bench.connect() as conn:
+            prices = conn.execute("select id, price_monthly from plans").fetchall()
+            conn.execute("update plans set price_monthly = null where name = 'Starter'")
+        _, run = bench.pmcost("refresh", "--as-of", as_of, check=False)
+        failed("a_test", run.returncode)
+        with bench.connect() as conn:
+            for plan_id, price in prices:
+                conn.execute("update plans set price_monthly = %s where id = %s", (price, plan_id))
+
+    if "a_guard" in cases:
+        with bench.connect() as conn:
+            # the usage feed arrived empty (a leaf table: nothing references its rows)
+            conn.execute("create table pmcost_bench_usage as select * from billing_analytics")
+            conn.execute("truncate billing_analytics")
+        _, run = bench.pmcost("refresh", "--as-of", as_of, check=False)
+        failed("a_guard", run.returncode)
+        with bench.connect() as conn:
+            conn.execute("insert into billing_analytics select * from pmcost_bench_usage")
+            conn.execute("drop table pmcost_bench_usage")
+
+    # a real price change, which a killed run's snapshot captures into its candidate, and
+    # the fixed refresh publishes
     with bench.connect() as conn:
-        for plan_id, price in original_prices:
-            conn.execute("update plans set price_monthly = %s where id = %s", (price, plan_id))
+        conn.execute("update plans set price_monthly = price_monthly + 1 where name = 'Pro'")
+    if "a_kill_mid_snapshot" in cases:
+        victim = _refresh_reaching(bench, "START snapshot")
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait()
+        failed("a_kill_mid_snapshot", -signal.SIGKILL)
+
+    if "a_lost_connection" in cases:
+        # the database connection lost while dbt builds the models (dbt-postgres' sessions
+        # are named `dbt`): the run fails, nothing is switched in
+        victim = _refresh_building_models(bench)
+        with bench.connect() as conn:
+            conn.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity "
+                "where datname = current_database() and application_name = 'dbt'"
+            )
+        victim.communicate(timeout=120)
+        failed("a_lost_connection", victim.returncode)
+
+    _, fixed = bench.pmcost("refresh", "--as-of", as_of, "--wait", "60", check=False)
+    with bench.connect() as conn:
+        pro = conn.execute(
+            "select count(*) from analytics_snapshots.snap_app__plans "
+            "where plan_name = 'Pro' and dbt_valid_to is null and price_monthly = "
+            "(select price_monthly from plans where name = 'Pro')"
+        ).fetchone()
+    outcome["fixed_refresh_exit"] = fixed.returncode
+    outcome["fixed_price_published"] = bool(pro and pro[0] == 1)
+    figures["failed_then_fixed"] = outcome
+    say(
+        f"  then the sources fixed: refresh exit {fixed.returncode}, the new Pro price "
+        f"{'published' if outcome['fixed_price_published'] else 'MISSING'}"
+    )
 
 
 def _sigterm_parent(

@@ -160,6 +160,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         wait_seconds=args.wait,
         ddl_options=_ddl_options(args),
         accept_changes=args.accept_changes,
+        rewind_marts=args.rewind_marts,
         skip_freshness=args.skip_freshness,
         all_unit_tests=args.all_unit_tests,
     )
@@ -173,7 +174,28 @@ def cmd_publish(args: argparse.Namespace) -> int:
     with db.connection(target) as conn, SignalGuard("nothing was published") as guard:
         lock = ddl.AdvisoryLock(conn, REFRESH_LOCK, "pmcost refresh", args.wait, print)
         with lock, guard.deferred("the publish had begun and completed: the new tables are live"):
-            publish.publish(conn, dbt_runner.target_dir(), accept_changes=args.accept_changes)
+            publish.publish(
+                conn,
+                dbt_runner.target_dir(),
+                accept_changes=args.accept_changes,
+                rewind_marts=args.rewind_marts,
+            )
+    return 0
+
+
+def cmd_snapshots_repair(args: argparse.Namespace) -> int:
+    """Remove the snapshot versions captured by runs that never published (earlier versions
+    of the project wrote them straight into the published snapshots), under the refresh's
+    lock: macro repair_snapshots (macros/snapshot_publication.sql)."""
+    target = _target(args)
+    with db.connection(target) as conn, SignalGuard("the repair was stopped") as guard:
+        lock = ddl.AdvisoryLock(conn, REFRESH_LOCK, "pmcost refresh", args.wait, print)
+        with lock:
+            code = dbt_runner.run(
+                ["run-operation", "repair_snapshots"], target, extra_vars=None, guard=guard
+            )
+    if code != 0:
+        raise PmcostError("the snapshot repair failed (see dbt's output above); nothing changed")
     return 0
 
 
@@ -310,7 +332,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                 "(see dbt's output above)"
             )
         # the schema the build wrote, as its manifest names it (the profile decides it)
-        costs = publish.candidate_from_manifest(dbt_runner.target_dir())[0]
+        costs = publish.candidate_from_manifest(dbt_runner.target_dir()).schema
         with db.connection(target) as conn:
             demo_finance.set_demo_record_values(
                 conn, marts_schema=costs, app_schema=target.app_schema
@@ -390,7 +412,13 @@ def _add_accept_changes(parser: argparse.ArgumentParser) -> None:
         "--accept-changes",
         action="store_true",
         help="publish even when a guard stops it (an empty application table, row counts, "
-        "tenants or totals moving beyond the thresholds); recorded with the run",
+        "tenants, totals or the history moving beyond the thresholds); recorded with the run",
+    )
+    parser.add_argument(
+        "--rewind-marts",
+        action="store_true",
+        help="with an as-of date before the published one: publish the marts as of that day "
+        "(by default a backfill rewrites the history and the marts stay at the latest day)",
     )
 
 
@@ -473,7 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(refresh_parser)
     _add_ddl_options(refresh_parser)
     refresh_parser.add_argument(
-        "--as-of", type=_iso_date, help="the day the marts describe, YYYY-MM-DD (default today)"
+        "--as-of",
+        type=_iso_date,
+        help="the day the marts describe, YYYY-MM-DD (default today); a day before the "
+        "published one is a backfill: the history is rewritten from it (or from "
+        "--history-start) and the marts stay at the published day",
     )
     refresh_parser.add_argument(
         "--history-start",
@@ -481,7 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="backfill the daily fact from this day to the as-of date, YYYY-MM-DD",
     )
     refresh_parser.add_argument(
-        "--full-refresh", action="store_true", help="rebuild incremental models from scratch"
+        "--full-refresh",
+        action="store_true",
+        help="rebuild incremental models from scratch: the daily history from its first "
+        "published day (or from --history-start)",
     )
     refresh_parser.add_argument(
         "--wait",
@@ -518,6 +553,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait", type=float, default=0.0, metavar="SECONDS", help="wait for a running refresh"
     )
     publish_parser.set_defaults(func=cmd_publish)
+
+    snapshots_parser = commands.add_parser(
+        "snapshots", help="the snapshots' history (plans, price list, cost assumptions)"
+    )
+    snapshot_actions = snapshots_parser.add_subparsers(dest="action", required=True)
+    repair_parser = snapshot_actions.add_parser(
+        "repair",
+        help="remove snapshot versions captured by runs that never published",
+        description="Earlier versions of pmcost wrote each build's snapshot versions straight "
+        "into the published snapshots, so a failed refresh left its versions there and could "
+        "fail every later one. This removes, per snapshot, the versions that no published run "
+        "used (by the publication record) and leaves every other version alone. A refresh "
+        "does the same to its own copy by itself; run this to repair the published tables now.",
+    )
+    _add_target(repair_parser)
+    repair_parser.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS", help="wait for a running refresh"
+    )
+    repair_parser.set_defaults(func=cmd_snapshots_repair)
 
     dbt_parser = commands.add_parser(
         "dbt", help="run dbt with the target's connection set, e.g. `pmcost dbt -- test`"

@@ -33,9 +33,9 @@ import psycopg
 from dagster import AssetExecutionContext, InitResourceContext, ScheduleEvaluationContext
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from pmcost import db, ddl, demo_data, publish
+from pmcost import db, ddl, demo_data, publish, seeds
 from pmcost import dbt as dbt_runner
-from pmcost.errors import BusyError
+from pmcost.errors import BusyError, PmcostError
 from pmcost.refresh import REFRESH_LOCK
 from pmcost.settings import DEFAULT_APP_SCHEMA, DEFAULT_TARGET, Target, project_dir
 
@@ -119,6 +119,10 @@ def application_tables(
     context: AssetExecutionContext, dbt: DbtCliResource, refresh_lock: RefreshLock
 ) -> Iterator[dg.MaterializeResult]:
     target = _target()
+    try:
+        seeds.check(project_dir() / "seeds")  # Finance's files, named by file and line
+    except PmcostError as bad:
+        raise dg.Failure(str(bad)) from bad
     try:
         refresh_lock.acquire()
     except BusyError as busy:

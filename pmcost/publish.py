@@ -23,6 +23,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -42,6 +43,8 @@ AUTOVACUUM_OPTIONS = "autovacuum_enabled, toast.autovacuum_enabled"
 MARTS_WITH_TENANTS = ("executive_business_summary", "business_cost_allocation")
 REVENUE = ("executive_business_summary", "monthly_subscription_revenue")
 MODELED_COST = ("cost_allocation_reconciliation", "monthly_cost")
+# the published daily history (an incremental model) and its day column
+HISTORY = ("fct_tenant_economics_daily", "economics_date")
 
 
 class GuardError(PmcostError):
@@ -60,6 +63,8 @@ class Figures:
     tenants: dict[str, int] = field(default_factory=dict)
     totals: dict[str, str] = field(default_factory=dict)  # Decimal as text: exact in JSON
     rows: dict[str, int] = field(default_factory=dict)
+    # the daily history's first and last day (ISO dates)
+    history: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -71,6 +76,7 @@ class Figures:
             tenants={str(k): int(v) for k, v in dict(data.get("tenants") or {}).items()},
             totals={str(k): str(v) for k, v in dict(data.get("totals") or {}).items()},
             rows={str(k): int(v) for k, v in dict(data.get("rows") or {}).items()},
+            history={str(k): str(v) for k, v in dict(data.get("history") or {}).items()},
         )
 
 
@@ -156,40 +162,70 @@ class Candidate:
     tests: dict[str, list[list[str]]] = field(default_factory=dict)
     # published tables the build wrote only some days of, merged at the publish
     merges: list[history_merge.Merge] = field(default_factory=list)
+    # the snapshots, captured into a copy of the published ones and switched in with them
+    snapshots: list[str] = field(default_factory=list)
+    snapshot_schema: str | None = None
+
+    @property
+    def published_snapshot_schema(self) -> str | None:
+        """Where readers and the next build find the published snapshots."""
+        return self.snapshot_schema.removesuffix("_candidate") if self.snapshot_schema else None
 
 
-def candidate_from_manifest(
-    target_dir: Path,
-) -> tuple[str, list[str], list[str], list[str], dict[str, list[list[str]]]]:
-    """(candidate schema, published model ids, their names, application tables, data tests
-    with the built nodes they read) from the build's manifest."""
+@dataclass
+class Built:
+    """What the build's manifest says a publish switches in."""
+
+    schema: str  # the candidate schema of the published models
+    models: list[str]  # their unique ids
+    tables: list[str]  # their relation names
+    app_tables: list[str]  # the application tables (the `app` source)
+    tests: dict[str, list[list[str]]]  # data tests with the built nodes they read
+    snapshots: list[str]  # the snapshots' unique ids, captured into snapshot_schema
+    snapshot_schema: str | None  # their candidate schema (None: the project has none)
+
+
+def candidate_from_manifest(target_dir: Path) -> Built:
+    """The candidate schemas, the published models and snapshots, the application tables and
+    the data tests with the built nodes they read, from the build's manifest."""
     path = target_dir / "manifest.json"
     try:
         manifest = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         raise PmcostError(f"{path} is missing or unreadable: run `dbt build` first") from None
+    nodes = manifest.get("nodes", {}).values()
     published = [
         node
-        for node in manifest.get("nodes", {}).values()
+        for node in nodes
         if node.get("resource_type") == "model"
         and (node.get("config") or {}).get("schema") == "published"
         and (node.get("config") or {}).get("materialized") != "ephemeral"
     ]
+    snapshots = [node for node in nodes if node.get("resource_type") == "snapshot"]
     schemas = {node["schema"] for node in published}
-    if len(schemas) != 1:
-        raise PmcostError(f"{path}: published models are spread over {sorted(schemas)}")
+    snapshot_schemas = {node["schema"] for node in snapshots}
+    if len(schemas) != 1 or len(snapshot_schemas) > 1:
+        raise PmcostError(
+            f"{path}: published models are spread over {sorted(schemas)}, snapshots over "
+            f"{sorted(snapshot_schemas)}"
+        )
     schema = schemas.pop()
-    if not schema.endswith("_candidate"):
+    snapshot_schema = snapshot_schemas.pop() if snapshot_schemas else None
+    if not schema.endswith("_candidate") or not (snapshot_schema or "_candidate").endswith(
+        "_candidate"
+    ):
         raise PmcostError(
             f"{path} was written with publish_stage=published (models in {schema}); "
             "run `dbt build` without it, then publish"
         )
-    return (
-        schema,
-        sorted(node["unique_id"] for node in published),
-        sorted(node.get("alias") or node["name"] for node in published),
-        _app_tables(manifest),
-        _tests_with_parents(manifest),
+    return Built(
+        schema=schema,
+        models=sorted(node["unique_id"] for node in published),
+        tables=sorted(node.get("alias") or node["name"] for node in published),
+        app_tables=_app_tables(manifest),
+        tests=_tests_with_parents(manifest),
+        snapshots=sorted(node["unique_id"] for node in snapshots),
+        snapshot_schema=snapshot_schema,
     )
 
 
@@ -220,7 +256,8 @@ def _tests_with_parents(manifest: dict) -> dict[str, list[list[str]]]:
 
 
 def read_candidate(conn: psycopg.Connection, target_dir: Path) -> Candidate:
-    schema, models, tables, app_tables, tests = candidate_from_manifest(target_dir)
+    built = candidate_from_manifest(target_dir)
+    schema = built.schema
     row = conn.execute(
         "select obj_description(oid, 'pg_namespace') from pg_namespace where nspname = %s",
         (schema,),
@@ -245,11 +282,13 @@ def read_candidate(conn: psycopg.Connection, target_dir: Path) -> Candidate:
         app_schema=str(request["app_schema"]),
         usage_roles=[str(role) for role in request["usage_roles"]],
         guards={str(k): float(v) for k, v in dict(request["guards"]).items()},
-        models=models,
-        tables=tables,
-        app_tables=app_tables,
-        tests=tests,
+        models=built.models,
+        tables=built.tables,
+        app_tables=built.app_tables,
+        tests=built.tests,
         merges=[history_merge.Merge.from_request(entry) for entry in request.get("merges", [])],
+        snapshots=built.snapshots,
+        snapshot_schema=built.snapshot_schema,
     )
 
 
@@ -390,6 +429,13 @@ def candidate_figures(
             sql.SQL("select count(*) from {}").format(_qualified(candidate.schema, table))
         ).fetchone()
         figures.rows[table] = int(row[0]) if row else 0
+    table, column = HISTORY
+    if table in candidate.tables:
+        figures.history = history_days(
+            conn,
+            candidate.schema,
+            candidate.published_schema if table in merged else None,
+        )
     for table in MARTS_WITH_TENANTS:
         if table in candidate.tables:
             figures.tenants[table] = figures.rows[table]
@@ -402,6 +448,66 @@ def candidate_figures(
             ).fetchone()
             figures.totals[label] = str(Decimal(row[0]) if row else Decimal(0))
     return figures
+
+
+def history_days(conn: psycopg.Connection, schema: str, merged_into: str | None) -> dict[str, str]:
+    """The daily history's first and last day in `schema` (read off its date index); with
+    `merged_into`, as the merge into that schema's published table will leave it."""
+    table, column = HISTORY
+    schemas = [schema] + ([merged_into] if merged_into else [])
+    row = conn.execute(
+        sql.SQL("select min(first_day), max(last_day) from ({}) as parts").format(
+            sql.SQL(" union all ").join(
+                sql.SQL("select min({0}) as first_day, max({0}) as last_day from {1}").format(
+                    sql.Identifier(column), _qualified(name, table)
+                )
+                for name in schemas
+            )
+        )
+    ).fetchone()
+    if row is None or row[0] is None:
+        return {}
+    return {"first_day": row[0].isoformat(), "last_day": row[1].isoformat()}
+
+
+def history_first_day(conn: psycopg.Connection, published_schema: str) -> date | None:
+    """The published daily history's first day; None without one."""
+    table, column = HISTORY
+    if not _relation_exists(conn, published_schema, table):
+        return None
+    row = conn.execute(
+        sql.SQL("select min({}) from {}").format(
+            sql.Identifier(column), _qualified(published_schema, table)
+        )
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def history_breaches(
+    figures: Figures, previous: Figures, guards: dict[str, float], candidate: Candidate
+) -> list[str]:
+    """The history never loses its older days, nor more rows than the guard allows."""
+    table = HISTORY[0]
+    name = f"{candidate.published_schema}.{table}"
+    lines: list[str] = []
+    first, before = figures.history.get("first_day"), previous.history.get("first_day")
+    if before and (first is None or first > before):
+        lost = (date.fromisoformat(first) - date.fromisoformat(before)).days if first else None
+        lines.append(
+            f"{name}: history starts {first or 'nowhere (no rows)'}, last published run "
+            f"{before}"
+            + (f" ({lost} days lost" if lost else " (every day lost")
+            + f"; rebuild them with --history-start {before})"
+        )
+    rows, rows_before = figures.rows.get(table), previous.rows.get(table)
+    limit = guards.get("max_history_loss", 0.2)
+    if rows is not None and rows_before and rows < rows_before * (1 - limit):
+        lines.append(
+            f"{name}: {rows:,} rows, last published run {rows_before:,} "
+            f"({(rows - rows_before) / rows_before:+.1%}, limit -{limit:.0%}, "
+            "var publish_max_history_loss)"
+        )
+    return lines
 
 
 def _moved(before: float, after: float, limit: float) -> str | None:
@@ -484,7 +590,11 @@ def guard_breaches(
             if label in previous.totals
         ]
     )
-    return breaches + [line for line in lines if line is not None]
+    return (
+        breaches
+        + [line for line in lines if line is not None]
+        + history_breaches(figures, previous, guards, candidate)
+    )
 
 
 # -- the audit table -------------------------------------------------------------------------------
@@ -523,12 +633,34 @@ def ensure_audit_table(conn: psycopg.Connection, published_schema: str) -> sql.C
     return table
 
 
-def last_published(conn: psycopg.Connection, published_schema: str) -> Figures | None:
-    exists = conn.execute(
-        "select to_regclass(format('%%I.%%I', %s::text, %s::text))",
-        (audit_schema(published_schema), AUDIT_TABLE),
+def last_published_as_of(conn: psycopg.Connection, published_schema: str) -> date | None:
+    """The as-of date of the marts readers see now (the last published run's); None before
+    the first publish."""
+    if not _relation_exists(conn, audit_schema(published_schema), AUDIT_TABLE):
+        return None
+    row = conn.execute(
+        sql.SQL("select as_of_date from {} order by published_at desc limit 1").format(
+            _qualified(audit_schema(published_schema), AUDIT_TABLE)
+        )
     ).fetchone()
-    if exists is None or exists[0] is None:
+    return None if row is None else row[0]
+
+
+def rewind_breach(candidate: Candidate, published_as_of: date | None) -> str | None:
+    """The line when publishing the candidate would move the marts back to an earlier day."""
+    as_of = date.fromisoformat(candidate.as_of_date)
+    if published_as_of is None or as_of >= published_as_of:
+        return None
+    return (
+        f"{candidate.published_schema}: the marts would be as of {as_of}, last published run "
+        f"{published_as_of} (the dashboards would move into the past; `pmcost refresh --as-of "
+        f"{as_of}` rewrites the history and keeps the marts at {published_as_of}, "
+        "--rewind-marts publishes them as of the earlier day)"
+    )
+
+
+def last_published(conn: psycopg.Connection, published_schema: str) -> Figures | None:
+    if not _relation_exists(conn, audit_schema(published_schema), AUDIT_TABLE):
         return None
     row = conn.execute(
         sql.SQL("select figures from {} order by published_at desc limit 1").format(
@@ -539,6 +671,13 @@ def last_published(conn: psycopg.Connection, published_schema: str) -> Figures |
 
 
 # -- the switch ----------------------------------------------------------------------------------
+def _relation_exists(conn: psycopg.Connection, schema: str, name: str) -> bool:
+    row = conn.execute(
+        "select to_regclass(format('%%I.%%I', %s::text, %s::text))", (schema, name)
+    ).fetchone()
+    return row is not None and row[0] is not None
+
+
 def _schema_exists(conn: psycopg.Connection, schema: str) -> bool:
     row = conn.execute("select 1 from pg_namespace where nspname = %s", (schema,)).fetchone()
     return row is not None
@@ -649,11 +788,15 @@ def publish(
     target_dir: Path,
     *,
     accept_changes: bool = False,
+    rewind_marts: bool = False,
     lock_timeout_ms: int = 10000,
     sources: dict[str, int] | None = None,
     say: Say = print,
 ) -> PublishResult:
     """Check the candidate build, apply the guards, switch it in. Raise on any refusal.
+
+    `rewind_marts`: publish a candidate whose as-of date is before the published one (a
+    backfill that moves the marts back), which is otherwise refused as a guard breach.
 
     `sources`: the application tables' row counts, as a refresh takes them while dbt
     starts; used when they name the tables the candidate reads, else they are counted now."""
@@ -668,6 +811,9 @@ def publish(
     figures = candidate_figures(conn, candidate, sources)
     previous = last_published(conn, candidate.published_schema)
     breaches = guard_breaches(figures, previous, candidate.guards, candidate)
+    rewind = rewind_breach(candidate, last_published_as_of(conn, candidate.published_schema))
+    if rewind and not rewind_marts:
+        breaches.append(rewind)
     result = PublishResult(candidate, figures, previous, breaches, accept_changes, report)
     if breaches and not accept_changes:
         raise GuardError(
@@ -680,16 +826,35 @@ def publish(
     for breach in breaches:
         say(f"publish: accepted: {breach}")
 
-    published, retired = candidate.published_schema, f"{candidate.published_schema}_previous"
-    dependents = outside_dependents(conn, published)
-    if dependents:
+    published = candidate.published_schema
+    # (candidate, published) schema pairs switched together: the marts, then the snapshots
+    switched = [(candidate.schema, published)]
+    if candidate.snapshot_schema and _schema_exists(conn, candidate.snapshot_schema):
+        switched.append((candidate.snapshot_schema, str(candidate.published_snapshot_schema)))
+    # a snapshot never published must have been captured by this build (its candidate
+    # table could be left from an earlier invocation); a published one was copied afresh
+    uncaptured = [
+        uid.split(".")[-1]
+        for uid in candidate.snapshots
+        if uid not in report.results
+        and not _relation_exists(conn, str(candidate.published_snapshot_schema), uid.split(".")[-1])
+    ]
+    if uncaptured:
         raise PmcostError(
-            f"{', '.join(dependents)} read tables of {published}: after the switch they would "
-            "keep reading the retired tables; drop them, or build them as dbt models"
+            f"the build did not capture {', '.join(uncaptured)}, never published yet: run a "
+            "full `dbt build`, then publish"
         )
-    problem = drop_schema(conn, retired, lock_timeout_ms=lock_timeout_ms)
-    if problem:
-        raise PmcostError(f"cannot clear {retired} from an earlier publish: {problem}; retry")
+    for _, schema in switched:
+        dependents = outside_dependents(conn, schema)
+        if dependents:
+            raise PmcostError(
+                f"{', '.join(dependents)} read tables of {schema}: after the switch they would "
+                "keep reading the retired tables; drop them, or build them as dbt models"
+            )
+        retired = f"{schema}_previous"
+        problem = drop_schema(conn, retired, lock_timeout_ms=lock_timeout_ms)
+        if problem:
+            raise PmcostError(f"cannot clear {retired} from an earlier publish: {problem}; retry")
     audit = ensure_audit_table(conn, published)
     with conn.transaction():
         conn.execute(
@@ -721,17 +886,18 @@ def publish(
                     sql.SQL(", ").join(sql.Identifier(role) for role in candidate.usage_roles),
                 )
             )
-        if _schema_exists(conn, published):
+        for schema, into in switched:
+            if _schema_exists(conn, into):
+                conn.execute(
+                    sql.SQL("alter schema {} rename to {}").format(
+                        sql.Identifier(into), sql.Identifier(f"{into}_previous")
+                    )
+                )
             conn.execute(
                 sql.SQL("alter schema {} rename to {}").format(
-                    sql.Identifier(published), sql.Identifier(retired)
+                    sql.Identifier(schema), sql.Identifier(into)
                 )
             )
-        conn.execute(
-            sql.SQL("alter schema {} rename to {}").format(
-                sql.Identifier(candidate.schema), sql.Identifier(published)
-            )
-        )
         conn.execute(
             sql.SQL("comment on schema {} is {}").format(
                 sql.Identifier(published),
@@ -760,9 +926,11 @@ def publish(
             say(
                 f"publish: analyze {published}.{merge.table} did not run ({error}); autovacuum will"
             )
-    problem = drop_schema(conn, retired, lock_timeout_ms=lock_timeout_ms)
-    if problem:
-        say(f"publish: {retired} kept for now ({problem}); the next publish drops it")
+    for _, schema in switched:
+        retired = f"{schema}_previous"
+        problem = drop_schema(conn, retired, lock_timeout_ms=lock_timeout_ms)
+        if problem:
+            say(f"publish: {retired} kept for now ({problem}); the next publish drops it")
     say(
         f"publish: {len(candidate.tables)} tables switched in together in {published} "
         f"(as of {candidate.as_of_date})"

@@ -22,12 +22,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+import yaml
 from psycopg import sql
 
-from pmcost import db, ddl, publish
+from pmcost import db, ddl, publish, seeds
 from pmcost import dbt as dbt_runner
 from pmcost.errors import PmcostError, UsageError
-from pmcost.settings import Target
+from pmcost.settings import Target, project_dir
 from pmcost.signals import SignalGuard
 
 # the code fingerprint whose unit tests last passed, per target (pmcost.dbt.code_fingerprint)
@@ -81,11 +82,53 @@ def _step(summary: Summary, name: str) -> Iterator[None]:
         summary.steps[name] = round(time.monotonic() - started, 3)
 
 
+# the application's dated columns, from the cheapest to read: the first day any of them
+# describes is the first day a refresh can describe
+DATED_COLUMNS = (
+    ("companies", "created_at"),
+    ("subscriptions", "current_period_start"),
+    ("subscriptions", "created_at"),
+    ("vps_instances", "created_at"),
+    ("smtp_ip_addresses", "created_at"),
+    ("payments", "billing_period_start"),
+    ("payments", "paid_at"),
+    ("billing_analytics", "period_start"),
+)
+
+
+def _dated(app_schema: str, table: str, column: str) -> sql.Composed:
+    return sql.SQL("select {}::date as day from {}.{}").format(
+        sql.Identifier(column), sql.Identifier(app_schema), sql.Identifier(table)
+    )
+
+
+def described(conn: psycopg.Connection, app_schema: str, day: date) -> bool:
+    """Whether the application's data describes `day` or an earlier one: a row of any table
+    dated on or before it (each check stops at the first such row)."""
+    for table, column in DATED_COLUMNS:
+        row = conn.execute(
+            sql.SQL("select exists (select from ({}) as dated where day <= %s)").format(
+                _dated(app_schema, table, column)
+            ),
+            (day,),
+        ).fetchone()
+        if row is not None and row[0]:
+            return True
+    return False
+
+
 def first_data_day(conn: psycopg.Connection, app_schema: str) -> date | None:
-    """The first day the data can describe: the day the first tenant (company) was created."""
+    """The first day the application's data describes: the earliest date in any of its
+    dated columns (a company loaded with created_at set to the load time does not hide the
+    months of subscriptions, payments and usage before it)."""
     row = conn.execute(
-        sql.SQL("select min(created_at)::date from {}.{}").format(
-            sql.Identifier(app_schema), sql.Identifier("companies")
+        sql.SQL("select min(day) from ({}) as dated").format(
+            sql.SQL(" union all ").join(
+                sql.SQL("select min(day) as day from ({}) as one").format(
+                    _dated(app_schema, table, column)
+                )
+                for table, column in DATED_COLUMNS
+            )
         )
     ).fetchone()
     return None if row is None else row[0]
@@ -103,17 +146,65 @@ def check_dates(
         )
     if history_start is not None and history_start > as_of:
         raise UsageError("--history-start is after the as-of date; nothing to backfill")
-    try:
-        first = first_data_day(conn, target.app_schema)
-    except psycopg.errors.UndefinedTable:
-        return  # dbt's source check names the missing table
     for label, day in (("--as-of", as_of), ("--history-start", history_start)):
-        if day is not None and first is not None and day < first:
+        if day is None:
+            continue
+        try:
+            if described(conn, target.app_schema, day):
+                continue
+            first = first_data_day(conn, target.app_schema)
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+            return  # dbt's source check names the missing table or column
+        if first is not None:
             raise UsageError(
-                f"{label} {day} is before the first day the data describes ({first}, when "
-                f"the first company in {target.app_schema}.companies was created); use "
-                f"{first} or later"
+                f"{label} {day} is before the first day the data describes ({first}, the "
+                f"earliest date in {target.app_schema}'s companies, subscriptions, VPS, IPs, "
+                f"payments and usage rows); use {first} or later"
             )
+
+
+def lookback_days() -> int:
+    """var daily_lookback_days of dbt_project.yml: the days a daily run recomputes."""
+    try:
+        project = yaml.safe_load((project_dir() / "dbt_project.yml").read_text()) or {}
+        return int(project.get("vars", {}).get("daily_lookback_days", 3))
+    except (OSError, ValueError, TypeError, yaml.YAMLError):
+        return 3
+
+
+def plan_days(
+    conn: psycopg.Connection,
+    as_of: date,
+    history_start: date | None,
+    *,
+    full_refresh: bool,
+    rewind_marts: bool,
+    say: ddl.Say,
+) -> tuple[date, date | None]:
+    """The run's as-of date and history start, as the operator's flags mean them.
+
+    - An as-of date before the published one is a backfill: it rewrites the history from
+      that day's lookback (or --history-start) up to the published day, and the marts stay
+      at the published day, where the dashboards' queries look (unless --rewind-marts).
+    - A full refresh rebuilds the history from its first published day (unless
+      --history-start says otherwise; the publish's guard refuses a shorter history).
+    """
+    schema = published_schema()
+    latest = publish.last_published_as_of(conn, schema)
+    if latest is not None and as_of < latest and not rewind_marts:
+        start = history_start or as_of - timedelta(days=lookback_days())
+        say(
+            f"backfill: rewriting the history from {start} up to {latest}, the latest day "
+            f"already published, where the marts stay (--rewind-marts publishes them as of "
+            f"{as_of} instead)"
+        )
+        as_of, history_start = latest, start
+    if full_refresh and history_start is None:
+        first = publish.history_first_day(conn, schema)
+        if first is not None and first < as_of:
+            say(f"full refresh: rebuilding the history from its first published day, {first}")
+            history_start = first
+    return as_of, history_start
 
 
 def write_summary(summary: Summary, folder: Path) -> Path:
@@ -135,6 +226,7 @@ def refresh(
     wait_seconds: float = 0.0,
     ddl_options: ddl.RunOptions | None = None,
     accept_changes: bool = False,
+    rewind_marts: bool = False,
     skip_freshness: bool = False,
     all_unit_tests: bool = False,
     docs: bool = True,
@@ -172,6 +264,7 @@ def refresh(
                 wait_seconds=wait_seconds,
                 ddl_options=ddl_options,
                 accept_changes=accept_changes,
+                rewind_marts=rewind_marts,
                 skip_freshness=skip_freshness,
                 all_unit_tests=all_unit_tests,
                 docs=docs,
@@ -206,6 +299,7 @@ def _refresh(
     wait_seconds: float,
     ddl_options: ddl.RunOptions | None,
     accept_changes: bool,
+    rewind_marts: bool,
     skip_freshness: bool,
     all_unit_tests: bool,
     docs: bool,
@@ -213,9 +307,21 @@ def _refresh(
     artefacts: Path,
     say: ddl.Say,
 ) -> None:
+    # Finance's files first: a bad row is named by file and line before anything runs
+    seeds.check(project_dir() / "seeds")
     with db.connection(target) as conn:
         check_dates(conn, target, as_of, history_start)
         lock = ddl.AdvisoryLock(conn, REFRESH_LOCK, "pmcost refresh", wait_seconds, say)
+        as_of, history_start = plan_days(
+            conn,
+            as_of,
+            history_start,
+            full_refresh=full_refresh,
+            rewind_marts=rewind_marts,
+            say=say,
+        )
+        summary.as_of_date = as_of.isoformat()
+        summary.history_start = history_start.isoformat() if history_start else None
         # one dbt process for the refresh's dbt steps; it has exited before the lock is let go
         session = dbt_runner.Session(target, guard, as_of=as_of, history_start=history_start)
         with lock, session:
@@ -310,6 +416,7 @@ def _refresh(
                         conn,
                         artefacts,
                         accept_changes=accept_changes,
+                        rewind_marts=rewind_marts,
                         sources=sources.counts(),
                         say=say,
                     )

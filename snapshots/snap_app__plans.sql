@@ -2,7 +2,6 @@
     date of the run that captured it, so a past day is computed with the price that held. -#}
 {% snapshot snap_app__plans %}
     {{ config(
-        target_schema=target.schema ~ '_snapshots',
         unique_key='plan_id',
         strategy='check',
         check_cols=['plan_name', 'price_monthly', 'currency_code'],

@@ -1,7 +1,6 @@
 {#- SCD2 history of Finance's cost assumptions seed (the dedicated-IP constant). -#}
 {% snapshot snap_cost_assumptions %}
     {{ config(
-        target_schema=target.schema ~ '_snapshots',
         unique_key='effective_date',
         strategy='check',
         check_cols=['dedicated_ip_monthly_cost_usd'],

@@ -2,7 +2,6 @@
     effective_date row is the right way to change a price; this keeps the past safe anyway). -#}
 {% snapshot snap_vps_price_list %}
     {{ config(
-        target_schema=target.schema ~ '_snapshots',
         unique_key='price_key',
         strategy='check',
         check_cols=['cycle_price_usd'],

@@ -277,12 +277,14 @@ class Database:
             variables, docs_state = self._parse_states()[1]
             self.parse_cache.keep(self.name, variables, docs_state)
 
-    def pmcost(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    def pmcost(
+        self, *args: str, check: bool = False, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         self.seed_parse_states()
         result = subprocess.run(
             [str(BIN / "pmcost"), *args],
             cwd=PROJECT,
-            env=self.env(),
+            env=self.env() | (env or {}),
             capture_output=True,
             text=True,
             check=False,
@@ -363,6 +365,20 @@ class Database:
     def apply_ddl(self) -> ddl.ApplyResult:
         with self.connect() as conn:
             return ddl.apply(conn, "public", say=lambda _message: None)
+
+    def extend_history_back(self, first: date, start: date) -> None:
+        """Publish older days in the daily fact: copies of its first published day, `first`,
+        for every day from `start` before it (what they hold does not matter to the tests
+        that use them, only that they exist)."""
+        fact = "analytics.fct_tenant_economics_daily"
+        with self.connect() as conn, conn.transaction():
+            conn.execute(
+                f"create temporary table older as select * from {fact} where economics_date = %s",
+                (first,),
+            )
+            for _day in range((first - start).days):
+                conn.execute("update older set economics_date = economics_date - 1")
+                conn.execute(f"insert into {fact} select * from older")
 
     def execute(self, statement: str) -> None:
         with self.connect() as conn:

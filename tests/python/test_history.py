@@ -142,14 +142,7 @@ def test_a_long_history_is_merged_at_the_publish_not_copied_into_each_build(
     # the older days hold does not matter here, only that the merge leaves them as they are)
     start = DAY1 - timedelta(days=20)
     first = DAY1 - timedelta(days=3)
-    with history.connect() as conn, conn.transaction():
-        conn.execute(
-            f"create temporary table older as select * from {FACT} where economics_date = %s",
-            (first,),
-        )
-        for _day in range((first - start).days):
-            conn.execute("update older set economics_date = economics_date - 1")
-            conn.execute(f"insert into {FACT} select * from older")
+    history.extend_history_back(first, start)
     oldest = _rows(history, start)
     assert oldest
     _add_day(history, DAY2)

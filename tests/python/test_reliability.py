@@ -1,8 +1,10 @@
 """Reliability (pmcost bench --chaos, at a small scale), on the suite's built database.
 
 Readers never fail or see an empty mart during a full refresh; a refresh killed halfway
-leaves the previous marts readable and complete and the next one succeeds; the pre-hook runs
-under application writes without failing them.
+leaves the previous marts readable and complete and the next one succeeds; refreshes that
+fail on a test, a guard, a kill while the snapshots are captured and a lost connection leave
+everything a later run reads as it was, and the next refresh, the sources fixed, publishes;
+the pre-hook runs under application writes without failing them.
 
 The run's other steps are asserted on the suite's own databases, each by a test of its own:
 two refreshes at once (test_refresh.py, test_second_refresh_exits_clearly_while_one_runs), a
@@ -20,7 +22,14 @@ from pmcost import bench
 
 from .conftest import ANCHOR, Database
 
-ASSERTED_HERE = ("readers_during_refresh", "killed_refresh", "pre_hook_under_writes")
+# a refresh failing on a test, then fixed, is test_failed_runs.py's first test
+FAILURES_HERE = ("a_guard", "a_kill_mid_snapshot", "a_lost_connection")
+ASSERTED_HERE = (
+    "readers_during_refresh",
+    "killed_refresh",
+    "failed_then_fixed",
+    "pre_hook_under_writes",
+)
 
 
 class SuiteBench(bench.Bench):
@@ -55,6 +64,7 @@ def test_chaos_run_at_small_scale(built: Database) -> None:
         readers=20,
         read_pause=0.02,
         on=SuiteBench(built),
+        failures=FAILURES_HERE,
     )
     assert set(figures) == {"tenants", *ASSERTED_HERE}  # the steps left out did not run
 
@@ -65,6 +75,13 @@ def test_chaos_run_at_small_scale(built: Database) -> None:
     killed = figures["killed_refresh"]
     assert killed["marts_rows_after_kill"] == killed["marts_rows_before"] > 0
     assert killed["next_refresh_exit"] == 0
+
+    failed = figures["failed_then_fixed"]
+    for case in FAILURES_HERE:
+        assert failed[case]["exit"] != 0, (case, failed)
+        assert failed[case]["kept_state_unchanged"] is True, (case, failed)
+    assert failed["fixed_refresh_exit"] == 0, failed
+    assert failed["fixed_price_published"] is True, failed
 
     under_writes = figures["pre_hook_under_writes"]
     assert under_writes["apply_ok"] is True
