@@ -9,10 +9,9 @@
     snapshots (prepare_candidate_snapshots), and the publish switches that schema in with
     the marts. A run that does not publish leaves the snapshots as they were.
 
-    var publish_stage: `candidate` (default) builds the published models into the candidate
-    schema; `published` names the published schema itself, for `dbt docs generate` after a
-    publish (so the docs site shows the relations readers query) and for compiling analyses.
-    Every other custom schema keeps dbt's default naming (`<target schema>_<custom>`). -#}
+    Outside production (targets `dev` and `ci`) both are the target's own schemas, built
+    directly (publication_schema). Every other custom schema keeps dbt's default naming,
+    `<target schema>_<custom>`, in every target. -#}
 
 {% macro generate_schema_name(custom_schema_name, node) -%}
     {%- if custom_schema_name is none -%}
@@ -27,20 +26,54 @@
 {%- endmacro %}
 
 
-{#- Where the published models are written by this invocation. -#}
+{#- Where the published models are written by this invocation. Outside production (the
+    `dev` and `ci` targets) the target's own schema: built directly, no candidate, no
+    publish. In production (target `prod`, var production_target), var publish_stage:
+    `published` (the default) names the published schema, so plain dbt commands pointed at
+    production (`dbt show`, `dbt test`, `dbt docs generate`, `mf query`) read what
+    dashboards read; `candidate` (what pmcost passes to its builds) names
+    `<schema>_candidate`, which `pmcost publish` switches in. -#}
 {% macro publication_schema() -%}
-    {%- set stage = var('publish_stage', 'candidate') | string | trim -%}
+    {%- if not is_production() -%}
+        {{ return(target.schema) }}
+    {%- endif -%}
+    {%- set stage = var('publish_stage', 'published') | string | trim -%}
     {%- if stage == 'published' -%}
         {{ return(target.schema) }}
     {%- elif stage == 'candidate' -%}
         {{ return(target.schema ~ '_candidate') }}
     {%- else -%}
         {{ exceptions.raise_compiler_error(
-            "var publish_stage = '" ~ stage ~ "': use candidate (build, then `pmcost publish`) "
-            ~ "or published (docs of what readers see)"
+            "var publish_stage = '" ~ stage ~ "': use published (what readers see) or "
+            ~ "candidate (a production build, then `pmcost publish`)"
         ) }}
     {%- endif -%}
 {%- endmacro %}
+
+
+{#- Whether this invocation runs against production: target `prod` (var production_target). -#}
+{% macro is_production() -%}
+    {{ return(target.name == var('production_target', 'prod')) }}
+{%- endmacro %}
+
+
+{#- on-run-start: production's published relations change only through a publish. A plain
+    `dbt build`, `run` or `snapshot` pointed at production would write them in place,
+    untested and one by one: it stops, naming the two ways that keep write-audit-publish.
+    (`dbt seed` stays allowed: the seeds are built in place in every target.) -#}
+{% macro refuse_direct_production_build() %}
+    {%- if execute and flags.WHICH in ('build', 'run', 'snapshot')
+            and is_production() and publication_schema() == target.schema -%}
+        {{ exceptions.raise_compiler_error(
+            "`dbt " ~ flags.WHICH ~ " --target " ~ target.name ~ "` would write production's "
+            ~ "published tables in place. Production is built by `pmcost refresh` (build, "
+            ~ "test, publish), or by `dbt " ~ flags.WHICH ~ " --target " ~ target.name
+            ~ " --vars '{publish_stage: candidate}'` followed by `pmcost publish`. Your own "
+            ~ "work goes to the dev target, the default. Nothing was written."
+        ) }}
+    {%- endif %}
+    select 'production untouched' as pmcost_check
+{% endmacro %}
 
 
 {#- Where this invocation's snapshots are written: `<target schema>_snapshots` when

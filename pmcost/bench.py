@@ -719,7 +719,9 @@ def chaos(
             f"{stats['failed']} failed, {stats['empty']} empty"
         )
 
-        # 2. refresh killed halfway: the previous marts stay readable and complete
+        # 2. refresh killed halfway (its snapshots captured, its models building): the
+        # previous marts stay readable and complete, and nothing a later run reads changed
+        before_kill = _published_state(bench)
         victim = _refresh_building_models(bench, "--full-refresh")
         time.sleep(0.3)
         os.killpg(victim.pid, signal.SIGKILL)
@@ -728,12 +730,14 @@ def chaos(
             after_kill = conn.execute(
                 "select count(*) from analytics.executive_business_summary"
             ).fetchone()
+        kept_after_kill = _published_state(bench) == before_kill
         _, again = bench.pmcost(
             "refresh", "--as-of", bench.as_of.isoformat(), "--wait", "60", check=False
         )
         figures["killed_refresh"] = {
             "marts_rows_before": expected[0],  # type: ignore[index]
             "marts_rows_after_kill": after_kill[0],  # type: ignore[index]
+            "kept_state_unchanged": kept_after_kill,
             "next_refresh_exit": again.returncode,
         }
         say(

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
@@ -71,7 +71,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    """Shell exports so plain `dbt` and `psql` reach the embedded server."""
+    """Shell exports so plain `dbt`, `mf` and `psql` reach the embedded server: the libpq
+    variables every output of the profile reads. dbt's target stays the profile's default,
+    `dev` (a person's own schemas); `--target prod` reads production."""
     info = db.embedded_info()
     exports = {
         **info.dbt_env(),
@@ -293,6 +295,9 @@ def cmd_finance_load(args: argparse.Namespace) -> int:
     return 0
 
 
+# the days of daily history `pmcost build` publishes: nine whole weeks
+DEMO_HISTORY_DAYS = 63
+
 # what `pmcost build` builds before the demo's Finance files: the models, seeds and snapshots
 # the modeled costs are made of; their tests run in the refresh that follows
 DEMO_COSTS_RESOURCES = [
@@ -351,6 +356,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     refresh(
         target,
         as_of=as_of,
+        # weeks of daily history, so weekly metrics show a trend and the anomalies' baseline
+        # is real from the start
+        history_start=as_of - timedelta(days=DEMO_HISTORY_DAYS - 1),
         ddl_options=ddl.RunOptions(),
         accept_changes=True,
         prepare=demo_finance_files,
@@ -372,8 +380,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(f'  query             : .venv/bin/pmcost psql -c "{EXAMPLE_QUERY}"')
     print("  docs site         : .venv/bin/pmcost docs   (or make docs)")
     print(
-        '  plain dbt         : eval "$(.venv/bin/pmcost env)" && .venv/bin/dbt build '
-        "&& .venv/bin/pmcost publish"
+        '  plain dbt         : eval "$(.venv/bin/pmcost env)" && .venv/bin/dbt build   '
+        "(your own dev schemas; README, For analysts)"
     )
     return 0
 

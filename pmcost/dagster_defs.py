@@ -229,7 +229,7 @@ defs = dg.Definitions(
             project_dir=str(project_dir()),
             profiles_dir=str(dbt_runner.profiles_dir()),
             dbt_executable=dbt_runner.dbt_executable(),
-            target=_target().name,
+            target=dbt_runner.DBT_TARGET,
         ),
         "refresh_lock": RefreshLock(),
     },

@@ -36,6 +36,12 @@ FILE_LOG_LEVEL = "info"
 EMBEDDED_SESSION_OPTIONS = "-c max_parallel_workers_per_gather=0"
 
 
+# the profile's output pmcost runs dbt with, whichever server (pmcost's --target): production
+DBT_TARGET = "prod"
+# what pmcost's dbt commands build: production's candidate, which `pmcost publish` switches in
+BUILD_VARS = {"publish_stage": "candidate"}
+
+
 def profiles_dir() -> Path:
     """$DBT_PROFILES_DIR, else the repo's own profiles.yml, else a copy of profiles.example.yml."""
     configured = os.environ.get("DBT_PROFILES_DIR")
@@ -74,10 +80,10 @@ def target_dir() -> Path:
 
 
 def dbt_vars(target: Target, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The --vars pmcost passes: the same from one day to the next (the app schema and, for
-    the docs, the publish stage), so dbt keeps its partial parsing; the day goes by
-    day_environment()."""
-    values = {"app_schema": target.app_schema}
+    """The --vars pmcost passes: the same from one day to the next (the app schema, and the
+    candidate as the publish stage; the docs pass `published`), so dbt keeps its partial
+    parsing; the day goes by day_environment()."""
+    values = {"app_schema": target.app_schema, **BUILD_VARS}
     values.update(extra or {})
     return values
 
@@ -150,7 +156,7 @@ def run(
     The password reaches dbt through the environment, never its arguments. With a guard,
     SIGTERM/SIGINT stop dbt and wait for it before pmcost exits (see pmcost.signals).
     """
-    command = [dbt_executable(), *args, "--target", target.name]
+    command = [dbt_executable(), *args, "--target", DBT_TARGET]
     if with_vars:
         command += ["--vars", json.dumps(dbt_vars(target, extra_vars))]
     env = dbt_environment(target) | day_environment(as_of, history_start)
@@ -246,7 +252,7 @@ class Session:
         if child is None or child.stdin is None:
             raise RuntimeError("Session.run() outside its with block")
         self.guard.check()
-        command = [*args, "--target", self.target.name]
+        command = [*args, "--target", DBT_TARGET]
         command += ["--vars", json.dumps(dbt_vars(self.target, extra_vars))]
         key = command[-1] if reuse else None
         self._used = True

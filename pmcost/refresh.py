@@ -33,6 +33,8 @@ from pmcost.signals import SignalGuard
 
 # the code fingerprint whose unit tests last passed, per target (pmcost.dbt.code_fingerprint)
 UNIT_TESTED_FILE = "unit_tested.json"
+# production's state for slim CI, under the target folder (keep_production_state)
+PRODUCTION_STATE = "production"
 REFRESH_LOCK = (1886221, 2)  # (pmcost, refresh); see pmcost.ddl.ADVISORY_LOCK
 EXIT_CODES = {
     0: "published: every model and test passed, the guards held, the new tables are live",
@@ -433,10 +435,16 @@ def _refresh(
                 # lineage, descriptions and the catalog, without compiling every node again
                 # (the build just did; `pmcost docs` shows compiled SQL too)
                 _swap_partial_parse(artefacts, "docs")
-                code = session.run(
-                    ["docs", "generate", "--no-compile"], extra_vars={"publish_stage": "published"}
-                )
+                published = {"publish_stage": "published"}
+                code = session.run(["docs", "generate", "--no-compile"], extra_vars=published)
+                # and MetricFlow's semantic_manifest.json, which only a parse writes: `mf
+                # query` against production then reads the published relations (the same
+                # parse state: nothing is parsed again)
+                if code == 0:
+                    code = session.run(["parse"], extra_vars=published)
                 _restore_run_results(artefacts)
+                if code == 0:
+                    keep_production_state(artefacts)
             if code != 0:
                 raise PmcostError(
                     "published, but `dbt docs generate` failed (see dbt's output above); "
@@ -591,6 +599,16 @@ def record_unit_tested(artefacts: Path, target_name: str, fingerprint: str) -> N
     path = artefacts / "refresh" / UNIT_TESTED_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
+
+
+def keep_production_state(artefacts: Path) -> None:
+    """Keep the docs step's manifest, which names the published relations, as production's
+    state for slim CI (`dbt build --select state:modified+ --defer --state
+    target/production`): the next refresh replaces it, a failed one leaves it."""
+    folder = artefacts / PRODUCTION_STATE
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(artefacts / "manifest.json", folder / "manifest.json.tmp")
+    (folder / "manifest.json.tmp").replace(folder / "manifest.json")
 
 
 def _swap_partial_parse(artefacts: Path, kind: str) -> None:

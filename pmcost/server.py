@@ -100,15 +100,9 @@ class ServerInfo:
         }
 
     def dbt_env(self) -> dict[str, str]:
-        """Variables read by the `embedded` output of profiles.example.yml."""
-        return {
-            "PMCOST_EMBEDDED_HOST": self.host,
-            "PMCOST_EMBEDDED_PORT": str(self.port),
-            "PMCOST_EMBEDDED_USER": self.user,
-            "PMCOST_EMBEDDED_PASSWORD": self.password,
-            "PMCOST_EMBEDDED_DBNAME": self.dbname,
-            "PMCOST_EMBEDDED_THREADS": str(embedded_threads()),
-        }
+        """Variables read by every output of profiles.example.yml: the libpq connection, and
+        dbt's threads, one per core of this machine."""
+        return {**self.libpq_env(), "PMCOST_THREADS": str(embedded_threads())}
 
 
 def embedded_threads() -> int:

@@ -76,11 +76,11 @@ def test_dbt_sessions_on_the_embedded_server_plan_without_parallel_workers(
             sys.executable,
             "-c",
             "import os, psycopg2\n"
-            "c = psycopg2.connect(host=os.environ['PMCOST_EMBEDDED_HOST'], "
-            "port=int(os.environ['PMCOST_EMBEDDED_PORT']), "
-            "user=os.environ['PMCOST_EMBEDDED_USER'], "
-            "password=os.environ['PMCOST_EMBEDDED_PASSWORD'], "
-            "dbname=os.environ['PMCOST_EMBEDDED_DBNAME'], connect_timeout=10)\n"
+            "c = psycopg2.connect(host=os.environ['PGHOST'], "
+            "port=int(os.environ['PGPORT']), "
+            "user=os.environ['PGUSER'], "
+            "password=os.environ['PGPASSWORD'], "
+            "dbname=os.environ['PGDATABASE'], connect_timeout=10)\n"
             "cur = c.cursor()\n"
             "cur.execute(\"select current_setting('max_parallel_workers_per_gather'), "
             "current_setting('statement_timeout')\")\n"

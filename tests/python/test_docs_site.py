@@ -91,7 +91,7 @@ def docs_url(published_docs: Database) -> Iterator[str]:
             str(port),
             "--no-browser",
             "--target",
-            "postgres",
+            "prod",
         ],
         cwd=PROJECT,
         env=database.env(),

@@ -19,7 +19,7 @@ import pytest
 
 from pmcost import bench, seeds
 from pmcost.errors import UsageError
-from pmcost.publish import Candidate, Figures, history_breaches
+from pmcost.publish import Candidate, Figures, history_breaches, rewind_breach
 from pmcost.refresh import check_dates
 from pmcost.settings import Target
 
@@ -260,16 +260,21 @@ def test_a_backfill_keeps_the_marts_at_the_latest_published_day(built: Database)
     assert built.query(f"select min(economics_date), max(economics_date) from {FACT}") == [
         (backfill - timedelta(days=3), ANCHOR)
     ]
-    # a plain build of a past day: the publish refuses to move the dashboards back, unless
-    # asked to
-    built.dbt("build", "--exclude-resource-type", "unit_test", as_of=backfill, check=True)
-    refused = built.pmcost("publish", "--target", "postgres")
-    assert refused.returncode == 1
-    assert f"the marts would be as of {backfill}, last published run {ANCHOR}" in refused.stderr
-    assert built.query(dashboard) == [(ANCHOR,)]
-    rewound = built.pmcost("publish", "--target", "postgres", "--rewind-marts")
-    assert rewound.returncode == 0, rewound.stderr
-    assert built.query(dashboard) == [(backfill,)]
+
+
+def test_the_publish_refuses_to_move_the_marts_back_unless_asked() -> None:
+    """Plain dbt + `pmcost publish` keeps the promise: a candidate built as of a past day is
+    a guard breach (`pmcost publish --rewind-marts` accepts it)."""
+    candidate = _candidate()
+    assert rewind_breach(candidate, ANCHOR) is None
+    assert rewind_breach(candidate, None) is None
+    line = rewind_breach(candidate, ANCHOR + timedelta(days=1))
+    assert line is not None
+    assert (
+        f"the marts would be as of {ANCHOR}, last published run {ANCHOR + timedelta(days=1)}"
+        in line
+    )
+    assert "--rewind-marts" in line
 
 
 def test_the_as_of_bound_reads_every_dated_table(built: Database) -> None:
