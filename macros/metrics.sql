@@ -25,3 +25,15 @@
         else 'Critical Action Required'
     end
 {%- endmacro %}
+
+
+{#- The rank of a health status (business_health_status), best highest: 4 Excellent, 3 Good,
+    2 Monitor, 1 Critical Action Required; NULL for anything else. -#}
+{% macro status_order(status) -%}
+    case {{ status }}
+        when 'Excellent' then 4
+        when 'Good' then 3
+        when 'Monitor' then 2
+        when 'Critical Action Required' then 1
+    end
+{%- endmacro %}

@@ -732,11 +732,12 @@ RELATION_KINDS = {
 
 
 def carry_foreign_relations(
-    conn: psycopg.Connection, published: str, candidate: Candidate
+    conn: psycopg.Connection, published: str, into: str, built: list[str]
 ) -> list[str]:
-    """Move relations of the published schema that this project does not build (a table
-    someone created there, an old model's table) into the candidate, so the switch never
-    drops them. Sequences owned by a table move with it."""
+    """Move relations of the published schema that this build did not write (`built`: a
+    table someone created there, an old model's or snapshot's table) into the schema
+    switched in for it, so the switch never drops them. Sequences owned by a table move
+    with it."""
     rows = conn.execute(
         """
         select c.relname, c.relkind
@@ -749,7 +750,7 @@ def carry_foreign_relations(
           )
         order by c.relname
         """,
-        (published, list(RELATION_KINDS), candidate.tables),
+        (published, list(RELATION_KINDS), built),
     ).fetchall()
     for name, kind in rows:
         conn.execute(
@@ -757,7 +758,7 @@ def carry_foreign_relations(
                 sql.SQL(RELATION_KINDS[kind]),
                 sql.Identifier(published),
                 sql.Identifier(name),
-                sql.Identifier(candidate.schema),
+                sql.Identifier(into),
             )
         )
     return [str(name) for name, _ in rows]
@@ -865,8 +866,16 @@ def publish(
                 conn, candidate.schema, published, merge, lock_timeout_ms=lock_timeout_ms
             )
             say(f"publish: {done}")
-        for kept in carry_foreign_relations(conn, published, candidate):
-            say(f"publish: kept {published}.{kept} (not built by this project) across the switch")
+        for schema, into in switched:
+            built = (
+                candidate.tables
+                if schema == candidate.schema
+                else [uid.split(".")[-1] for uid in candidate.snapshots]
+            )
+            if not _schema_exists(conn, into):
+                continue
+            for kept in carry_foreign_relations(conn, into, schema, built):
+                say(f"publish: kept {into}.{kept} (not built by this project) across the switch")
         # the build kept autovacuum off its tables while it wrote them (macros/statistics.sql).
         # A table the next publish replaces keeps it off: nothing updates it, its statistics
         # are the build's, and an autovacuum still on it when the next publish drops the

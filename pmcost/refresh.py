@@ -499,7 +499,7 @@ def check_freshness(
 
     A source past its warn_after is reported and the refresh goes on; past its error_after
     (or unreadable) it stops the refresh before anything is written. Each source's policy is
-    in models/staging/*/_*__sources.yml and README "Freshness".
+    in models/staging/*/_*__sources.yml and docs/publishing.md, "Freshness".
     """
     started = time.time()
     # its manifest.json would be written again by the build: only sources.json is written

@@ -117,9 +117,12 @@ def test_a_snapshot_poisoned_by_an_earlier_version_is_repaired(built: Database) 
     # and a refresh repairs its copy by itself: the build passes and publishes the clean
     # one; versions a published run captured are never removed
     _poison(built)
+    built.execute("create table analytics_snapshots.finance_notes as select 1 as note")
     result = built.build()
     assert "snapshot repair: removed 1 version(s)" in result.stdout
     assert kept(built)[PLANS] == clean
+    # a table someone keeps beside the snapshots is moved across the switch, never dropped
+    assert built.query("select note from analytics_snapshots.finance_notes") == [(1,)]
 
 
 def test_bad_rows_in_finance_seeds_are_named_by_file_and_line(tmp_path: Path) -> None:

@@ -2,124 +2,121 @@
 -- cost_moved / cost_per_email_moved: the day's value differs from its average over the
 -- var anomaly_trailing_days days before by more than var anomaly_threshold (a fraction);
 -- health_status_dropped: the status is worse than the day before (infra-heavy tenant).
+-- Each tenant's day, day before and trailing average come from one aggregate over the days
+-- the alerts read: no join of the fact to itself, so no planner estimate can turn the
+-- comparison into a nested loop over tenants x tenants (PostgreSQL 15 did, at 100,000
+-- tenants, when the days were a CTE joined to itself).
 {{ config(grants=mart_grants()) }}
+
+{%- set as_of = as_of_date() -%}
+{%- set trailing_days = var('anomaly_trailing_days') | int %}
 
 with
 
 -- the days the alerts read (the as-of date, the day before, the trailing days), so the
--- rest of the history is not read: this CTE is read three times, and PostgreSQL then
--- writes it out whole
+-- rest of the history is not read
 daily as (
-    select * from {{ ref('fct_tenant_economics_daily') }}
-    where
-        economics_date
-        between {{ as_of_date() }} - {{ [var('anomaly_trailing_days') | int, 1] | max }}
-        and {{ as_of_date() }}
-),
-
-today as (
     select
         tenant_id,
         economics_date,
         total_monthly_cost,
         cost_per_email,
         business_health_status
-    from daily
-    where economics_date = {{ as_of_date() }}
+    from {{ ref('fct_tenant_economics_daily') }}
+    where
+        economics_date
+        between {{ as_of }} - {{ [trailing_days, 1] | max }}
+        and {{ as_of }}
 ),
 
-trailing_window as (
+per_tenant as (
     select
         tenant_id,
-        avg(total_monthly_cost) as average_cost,
-        avg(cost_per_email) filter (where cost_per_email > 0) as average_cost_per_email,
-        count(*) as trailing_days
+        bool_or(economics_date = {{ as_of }}) as has_today,
+        max(total_monthly_cost) filter (
+            where economics_date = {{ as_of }}
+        ) as today_cost,
+        max(cost_per_email) filter (where economics_date = {{ as_of }}) as today_cost_per_email,
+        max(business_health_status) filter (
+            where economics_date = {{ as_of }}
+        ) as today_status,
+        max(business_health_status) filter (
+            where economics_date = {{ as_of }} - 1
+        ) as yesterday_status,
+        avg(total_monthly_cost) filter (
+            where economics_date >= {{ as_of }} - {{ trailing_days }}
+            and economics_date < {{ as_of }}
+        ) as average_cost,
+        avg(cost_per_email) filter (
+            where economics_date >= {{ as_of }} - {{ trailing_days }}
+            and economics_date < {{ as_of }}
+            and cost_per_email > 0
+        ) as average_cost_per_email
     from daily
-    where
-        economics_date >= {{ as_of_date() }} - {{ var('anomaly_trailing_days') | int }}
-        and economics_date < {{ as_of_date() }}
     group by tenant_id
 ),
 
-yesterday as (
+ranked as (
     select
         tenant_id,
-        business_health_status
-    from daily
-    where economics_date = {{ as_of_date() }} - 1
-),
-
-status_rank as (
-    select
-        status_name,
-        status_order
-    from (
-        values
-        ('Excellent', 4),
-        ('Good', 3),
-        ('Monitor', 2),
-        ('Critical Action Required', 1)
-    ) as statuses (status_name, status_order)
-),
-
-candidates as (
-    select
-        today.tenant_id,
-        'cost_moved' as anomaly_type,
-        today.total_monthly_cost as current_value,
-        trailing_window.average_cost as baseline_value,
-        (today.total_monthly_cost - trailing_window.average_cost) / trailing_window.average_cost
-            as relative_change
-    from today
-    inner join trailing_window
-        on today.tenant_id = trailing_window.tenant_id
-    where trailing_window.average_cost > 0
-
-    union all
-
-    select
-        today.tenant_id,
-        'cost_per_email_moved' as anomaly_type,
-        today.cost_per_email as current_value,
-        trailing_window.average_cost_per_email as baseline_value,
-        (today.cost_per_email - trailing_window.average_cost_per_email)
-        / trailing_window.average_cost_per_email as relative_change
-    from today
-    inner join trailing_window
-        on today.tenant_id = trailing_window.tenant_id
-    where trailing_window.average_cost_per_email > 0 and today.cost_per_email > 0
+        has_today,
+        today_cost,
+        today_cost_per_email,
+        average_cost,
+        average_cost_per_email,
+        today_status,
+        yesterday_status,
+        {{ status_order('today_status') }} as today_order,
+        {{ status_order('yesterday_status') }} as yesterday_order
+    from per_tenant
 ),
 
 moved as (
     select
         tenant_id,
-        anomaly_type,
-        current_value,
-        baseline_value,
-        relative_change,
+        'cost_moved' as anomaly_type,
+        today_cost as current_value,
+        average_cost as baseline_value,
+        (today_cost - average_cost) / average_cost as relative_change,
         cast(null as text) as previous_status,
         cast(null as text) as current_status
-    from candidates
-    where abs(relative_change) > {{ var('anomaly_threshold') }}
+    from ranked
+    where
+        has_today
+        and average_cost > 0
+        and abs((today_cost - average_cost) / average_cost) > {{ var('anomaly_threshold') }}
+
+    union all
+
+    select
+        tenant_id,
+        'cost_per_email_moved' as anomaly_type,
+        today_cost_per_email as current_value,
+        average_cost_per_email as baseline_value,
+        (today_cost_per_email - average_cost_per_email) / average_cost_per_email
+            as relative_change,
+        cast(null as text) as previous_status,
+        cast(null as text) as current_status
+    from ranked
+    where
+        has_today
+        and average_cost_per_email > 0
+        and today_cost_per_email > 0
+        and abs((today_cost_per_email - average_cost_per_email) / average_cost_per_email)
+        > {{ var('anomaly_threshold') }}
 ),
 
 dropped as (
     select
-        today.tenant_id,
+        tenant_id,
         'health_status_dropped' as anomaly_type,
         cast(null as numeric(14, 4)) as current_value,
         cast(null as numeric(14, 4)) as baseline_value,
         cast(null as numeric(14, 4)) as relative_change,
-        yesterday.business_health_status as previous_status,
-        today.business_health_status as current_status
-    from today
-    inner join yesterday
-        on today.tenant_id = yesterday.tenant_id
-    inner join status_rank as current_rank
-        on today.business_health_status = current_rank.status_name
-    inner join status_rank as previous_rank
-        on yesterday.business_health_status = previous_rank.status_name
-    where current_rank.status_order < previous_rank.status_order
+        yesterday_status as previous_status,
+        today_status as current_status
+    from ranked
+    where today_order < yesterday_order
 ),
 
 final as (
@@ -131,7 +128,7 @@ final as (
         cast(round(relative_change, 4) as numeric(14, 4)) as relative_change,
         previous_status,
         current_status,
-        {{ as_of_date() }} as as_of_date
+        {{ as_of }} as as_of_date
     from moved
 
     union all
@@ -144,7 +141,7 @@ final as (
         relative_change,
         previous_status,
         current_status,
-        {{ as_of_date() }} as as_of_date
+        {{ as_of }} as as_of_date
     from dropped
 )
 
