@@ -97,8 +97,8 @@ def test_two_analysts_and_the_refresh_at_once_then_every_dev_command(
     production = fingerprint(built)
     for command in (
         ["build", "--select", f"+{MART}+"],
-        ["run"],
-        ["test"],
+        ["run", "--select", MART],
+        ["test", "--select", MART],
         ["show", "--select", MART, "--limit", "3"],
         ["docs", "generate"],
         ["source", "freshness"],
