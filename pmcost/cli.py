@@ -358,7 +358,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         as_of=as_of,
         # weeks of daily history, so weekly metrics show a trend and the anomalies' baseline
         # is real from the start
-        history_start=as_of - timedelta(days=DEMO_HISTORY_DAYS - 1),
+        history_start=as_of - timedelta(days=max(args.history_days, 1) - 1),
         ddl_options=ddl.RunOptions(),
         accept_changes=True,
         prepare=demo_finance_files,
@@ -650,6 +650,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_demo_options(build)
     build.add_argument("--as-of", type=_iso_date, help="as-of date (default today)")
+    build.add_argument(
+        "--history-days",
+        type=int,
+        default=DEMO_HISTORY_DAYS,
+        help=f"days of daily history to publish, the as-of day included "
+        f"(default {DEMO_HISTORY_DAYS})",
+    )
     build.set_defaults(func=cmd_build)
     return parser
 

@@ -111,6 +111,9 @@ def test_build_command_end_to_end_twice(database: Database) -> None:
                     ANCHOR.isoformat(),
                     "--as-of",
                     ANCHOR.isoformat(),
+                    # two weeks, not the default nine: the semantic-layer test builds those
+                    "--history-days",
+                    "14",
                 ],
                 env=env,
                 cwd=PROJECT,
