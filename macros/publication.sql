@@ -76,11 +76,17 @@
 {% endmacro %}
 
 
-{#- Where this invocation's snapshots are written: `<target schema>_snapshots` when
-    published, with `_candidate` appended for a candidate build. -#}
+{#- Where this invocation's snapshots are written: the published snapshot schema, with
+    `_candidate` appended for a candidate build. -#}
 {% macro snapshot_schema() -%}
-    {%- set published = target.schema ~ '_snapshots' -%}
+    {%- set published = published_snapshot_schema() -%}
     {{ return(published if publication_schema() == target.schema else published ~ '_candidate') }}
+{%- endmacro %}
+
+
+{#- The schema the published snapshots live in: `<target schema>_snapshots`. -#}
+{% macro published_snapshot_schema() -%}
+    {{ return(target.schema ~ '_snapshots') }}
 {%- endmacro %}
 
 
@@ -123,12 +129,7 @@
         {%- endif -%}
         {%- do adapter.create_schema(candidate_schema) -%}
         {%- set merges = [] -%}
-        {%- for node in graph.nodes.values()
-                if node.resource_type == 'model'
-                and node.schema == candidate
-                and node.config.materialized == 'incremental'
-                and node.unique_id in selected_resources
-                and not flags.FULL_REFRESH -%}
+        {%- for node in selected_histories(candidate) if not flags.FULL_REFRESH -%}
             {%- set published = adapter.get_relation(node.database, target.schema, node.alias) -%}
             {%- if published is not none -%}
                 {%- set copy = api.Relation.create(
@@ -208,17 +209,27 @@
 {% endmacro %}
 
 
+{#- The published incremental models (histories) this invocation builds into `candidate`. -#}
+{% macro selected_histories(candidate) -%}
+    {%- set found = [] -%}
+    {%- for node in graph.nodes.values()
+            if node.resource_type == 'model'
+            and node.schema == candidate
+            and node.config.materialized == 'incremental'
+            and node.unique_id in selected_resources -%}
+        {%- do found.append(node) -%}
+    {%- endfor -%}
+    {{ return(found) }}
+{%- endmacro %}
+
+
 {#- A full refresh rebuilds an incremental history from the run's first day: a published
     history that starts earlier would lose its older days. Refuse before anything is written,
     naming the day to start from (`pmcost refresh --full-refresh` passes it itself). -#}
 {% macro refuse_shrinking_full_refresh(candidate) %}
     {%- if flags.FULL_REFRESH -%}
-        {%- for node in graph.nodes.values()
-                if node.resource_type == 'model'
-                and node.schema == candidate
-                and node.config.materialized == 'incremental'
-                and node.unique_id in selected_resources
-                and (node.config.meta or {}).get('run_window_column') -%}
+        {%- for node in selected_histories(candidate)
+                if (node.config.meta or {}).get('run_window_column') -%}
             {%- set published = adapter.get_relation(node.database, target.schema, node.alias) -%}
             {%- if published is not none -%}
                 {%- set first = run_query(

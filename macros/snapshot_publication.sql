@@ -14,7 +14,7 @@
 {% macro prepare_candidate_snapshots() %}
     {%- if execute and flags.WHICH in ('build', 'run', 'snapshot') and publication_schema() != target.schema -%}
         {%- set candidate = snapshot_schema() -%}
-        {%- set published = target.schema ~ '_snapshots' -%}
+        {%- set published = published_snapshot_schema() -%}
         {%- do adapter.create_schema(api.Relation.create(database=target.database, schema=candidate)) -%}
         {%- for node in graph.nodes.values() if node.resource_type == 'snapshot' -%}
             {%- set source = adapter.get_relation(target.database, published, node.alias) -%}
@@ -40,10 +40,10 @@
 
 
 {#- `dbt run-operation repair_snapshots` (`pmcost snapshots repair`): repair the published
-    snapshots in place, one transaction each. Run it while no refresh runs (pmcost takes the
-    refresh lock); a refresh does the same on its candidate copies by itself. -#}
+    snapshots in place, all in one transaction. Run it while no refresh runs (pmcost takes
+    the refresh lock); a refresh does the same on its candidate copies by itself. -#}
 {% macro repair_snapshots() %}
-    {%- set published = target.schema ~ '_snapshots' -%}
+    {%- set published = published_snapshot_schema() -%}
     {%- set removed = [] -%}
     {%- for node in graph.nodes.values() if node.resource_type == 'snapshot' -%}
         {%- set relation = adapter.get_relation(target.database, published, node.alias) -%}

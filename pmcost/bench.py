@@ -660,9 +660,9 @@ def _refresh_reaching(bench: Bench, line: str, *args: str) -> subprocess.Popen[s
     return refresh
 
 
-# the reliability run's steps, in the order they run (figures under the same names)
 # the cases of "failed_then_fixed", each a refresh that fails
 FAILURE_CASES = ("a_test", "a_guard", "a_kill_mid_snapshot", "a_lost_connection")
+# the reliability run's steps, in the order they run (figures under the same names)
 CHAOS_STEPS = (
     "readers_during_refresh",
     "killed_refresh",

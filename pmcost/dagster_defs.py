@@ -120,7 +120,7 @@ def application_tables(
 ) -> Iterator[dg.MaterializeResult]:
     target = _target()
     try:
-        seeds.check(project_dir() / "seeds")  # Finance's files, named by file and line
+        seeds.check()  # Finance's files, named by file and line
     except PmcostError as bad:
         raise dg.Failure(str(bad)) from bad
     try:

@@ -109,6 +109,11 @@ CODE_PATH_KEYS = (
 )
 
 
+def project_config() -> dict:
+    """dbt_project.yml, parsed ({} when empty)."""
+    return yaml.safe_load((project_dir() / "dbt_project.yml").read_text()) or {}
+
+
 def code_fingerprint(server_version: int) -> str:
     """SHA-256 of everything a unit test's outcome depends on: dbt_project.yml and every file
     under the project's model, macro, seed, snapshot, test and analysis paths (names and
@@ -116,7 +121,7 @@ def code_fingerprint(server_version: int) -> str:
     Not the data: unit tests read only their fixtures."""
     project = project_dir()
     config_file = project / "dbt_project.yml"
-    config = yaml.safe_load(config_file.read_text()) or {}
+    config = project_config()
     digest = hashlib.sha256()
     for package in ("dbt-core", "dbt-postgres"):
         digest.update(f"{package}=={metadata.version(package)}\n".encode())

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import errors, sql
@@ -165,6 +166,11 @@ class Candidate:
     # the snapshots, captured into a copy of the published ones and switched in with them
     snapshots: list[str] = field(default_factory=list)
     snapshot_schema: str | None = None
+
+    @property
+    def snapshot_tables(self) -> list[str]:
+        """The snapshots' relation names (a snapshot's table is named for it)."""
+        return [unique_id.split(".")[-1] for unique_id in self.snapshots]
 
     @property
     def published_snapshot_schema(self) -> str | None:
@@ -472,15 +478,10 @@ def history_days(conn: psycopg.Connection, schema: str, merged_into: str | None)
 
 def history_first_day(conn: psycopg.Connection, published_schema: str) -> date | None:
     """The published daily history's first day; None without one."""
-    table, column = HISTORY
-    if not _relation_exists(conn, published_schema, table):
+    if not _relation_exists(conn, published_schema, HISTORY[0]):
         return None
-    row = conn.execute(
-        sql.SQL("select min({}) from {}").format(
-            sql.Identifier(column), _qualified(published_schema, table)
-        )
-    ).fetchone()
-    return None if row is None else row[0]
+    first = history_days(conn, published_schema, None).get("first_day")
+    return date.fromisoformat(first) if first else None
 
 
 def history_breaches(
@@ -633,17 +634,23 @@ def ensure_audit_table(conn: psycopg.Connection, published_schema: str) -> sql.C
     return table
 
 
-def last_published_as_of(conn: psycopg.Connection, published_schema: str) -> date | None:
-    """The as-of date of the marts readers see now (the last published run's); None before
-    the first publish."""
+def _last_published_value(conn: psycopg.Connection, published_schema: str, column: str) -> Any:
+    """A column of the last published run's record; None before the first publish."""
     if not _relation_exists(conn, audit_schema(published_schema), AUDIT_TABLE):
         return None
     row = conn.execute(
-        sql.SQL("select as_of_date from {} order by published_at desc limit 1").format(
-            _qualified(audit_schema(published_schema), AUDIT_TABLE)
+        sql.SQL("select {} from {} order by published_at desc limit 1").format(
+            sql.Identifier(column), _qualified(audit_schema(published_schema), AUDIT_TABLE)
         )
     ).fetchone()
     return None if row is None else row[0]
+
+
+def last_published_as_of(conn: psycopg.Connection, published_schema: str) -> date | None:
+    """The as-of date of the marts readers see now (the last published run's); None before
+    the first publish."""
+    value = _last_published_value(conn, published_schema, "as_of_date")
+    return value if isinstance(value, date) else None
 
 
 def rewind_breach(candidate: Candidate, published_as_of: date | None) -> str | None:
@@ -660,14 +667,8 @@ def rewind_breach(candidate: Candidate, published_as_of: date | None) -> str | N
 
 
 def last_published(conn: psycopg.Connection, published_schema: str) -> Figures | None:
-    if not _relation_exists(conn, audit_schema(published_schema), AUDIT_TABLE):
-        return None
-    row = conn.execute(
-        sql.SQL("select figures from {} order by published_at desc limit 1").format(
-            _qualified(audit_schema(published_schema), AUDIT_TABLE)
-        )
-    ).fetchone()
-    return None if row is None else Figures.from_json(dict(row[0]))
+    figures = _last_published_value(conn, published_schema, "figures")
+    return None if figures is None else Figures.from_json(dict(figures))
 
 
 # -- the switch ----------------------------------------------------------------------------------
@@ -764,6 +765,19 @@ def carry_foreign_relations(
     return [str(name) for name, _ in rows]
 
 
+class Switch(NamedTuple):
+    """A candidate schema the publish renames into its published one (which goes aside as
+    `<published>_previous`), and the relations the build wrote in it."""
+
+    candidate: str
+    published: str
+    built: list[str]
+
+    @property
+    def retired(self) -> str:
+        return f"{self.published}_previous"
+
+
 @dataclass
 class PublishResult:
     candidate: Candidate
@@ -828,34 +842,42 @@ def publish(
         say(f"publish: accepted: {breach}")
 
     published = candidate.published_schema
-    # (candidate, published) schema pairs switched together: the marts, then the snapshots
-    switched = [(candidate.schema, published)]
+    # the schemas switched together: the marts, then the snapshots
+    switched = [Switch(candidate.schema, published, candidate.tables)]
     if candidate.snapshot_schema and _schema_exists(conn, candidate.snapshot_schema):
-        switched.append((candidate.snapshot_schema, str(candidate.published_snapshot_schema)))
+        switched.append(
+            Switch(
+                candidate.snapshot_schema,
+                str(candidate.published_snapshot_schema),
+                candidate.snapshot_tables,
+            )
+        )
     # a snapshot never published must have been captured by this build (its candidate
     # table could be left from an earlier invocation); a published one was copied afresh
     uncaptured = [
-        uid.split(".")[-1]
-        for uid in candidate.snapshots
-        if uid not in report.results
-        and not _relation_exists(conn, str(candidate.published_snapshot_schema), uid.split(".")[-1])
+        table
+        for unique_id, table in zip(candidate.snapshots, candidate.snapshot_tables, strict=True)
+        if unique_id not in report.results
+        and not _relation_exists(conn, str(candidate.published_snapshot_schema), table)
     ]
     if uncaptured:
         raise PmcostError(
             f"the build did not capture {', '.join(uncaptured)}, never published yet: run a "
             "full `dbt build`, then publish"
         )
-    for _, schema in switched:
-        dependents = outside_dependents(conn, schema)
+    for switch in switched:
+        dependents = outside_dependents(conn, switch.published)
         if dependents:
             raise PmcostError(
-                f"{', '.join(dependents)} read tables of {schema}: after the switch they would "
-                "keep reading the retired tables; drop them, or build them as dbt models"
+                f"{', '.join(dependents)} read tables of {switch.published}: after the switch "
+                "they would keep reading the retired tables; drop them, or build them as dbt "
+                "models"
             )
-        retired = f"{schema}_previous"
-        problem = drop_schema(conn, retired, lock_timeout_ms=lock_timeout_ms)
+        problem = drop_schema(conn, switch.retired, lock_timeout_ms=lock_timeout_ms)
         if problem:
-            raise PmcostError(f"cannot clear {retired} from an earlier publish: {problem}; retry")
+            raise PmcostError(
+                f"cannot clear {switch.retired} from an earlier publish: {problem}; retry"
+            )
     audit = ensure_audit_table(conn, published)
     with conn.transaction():
         conn.execute(
@@ -866,16 +888,16 @@ def publish(
                 conn, candidate.schema, published, merge, lock_timeout_ms=lock_timeout_ms
             )
             say(f"publish: {done}")
-        for schema, into in switched:
-            built = (
-                candidate.tables
-                if schema == candidate.schema
-                else [uid.split(".")[-1] for uid in candidate.snapshots]
-            )
-            if not _schema_exists(conn, into):
+        for switch in switched:
+            if not _schema_exists(conn, switch.published):
                 continue
-            for kept in carry_foreign_relations(conn, into, schema, built):
-                say(f"publish: kept {into}.{kept} (not built by this project) across the switch")
+            for kept in carry_foreign_relations(
+                conn, switch.published, switch.candidate, switch.built
+            ):
+                say(
+                    f"publish: kept {switch.published}.{kept} (not built by this project) "
+                    "across the switch"
+                )
         # the build kept autovacuum off its tables while it wrote them (macros/statistics.sql).
         # A table the next publish replaces keeps it off: nothing updates it, its statistics
         # are the build's, and an autovacuum still on it when the next publish drops the
@@ -895,16 +917,16 @@ def publish(
                     sql.SQL(", ").join(sql.Identifier(role) for role in candidate.usage_roles),
                 )
             )
-        for schema, into in switched:
-            if _schema_exists(conn, into):
+        for switch in switched:
+            if _schema_exists(conn, switch.published):
                 conn.execute(
                     sql.SQL("alter schema {} rename to {}").format(
-                        sql.Identifier(into), sql.Identifier(f"{into}_previous")
+                        sql.Identifier(switch.published), sql.Identifier(switch.retired)
                     )
                 )
             conn.execute(
                 sql.SQL("alter schema {} rename to {}").format(
-                    sql.Identifier(schema), sql.Identifier(into)
+                    sql.Identifier(switch.candidate), sql.Identifier(switch.published)
                 )
             )
         conn.execute(
@@ -935,11 +957,10 @@ def publish(
             say(
                 f"publish: analyze {published}.{merge.table} did not run ({error}); autovacuum will"
             )
-    for _, schema in switched:
-        retired = f"{schema}_previous"
-        problem = drop_schema(conn, retired, lock_timeout_ms=lock_timeout_ms)
+    for switch in switched:
+        problem = drop_schema(conn, switch.retired, lock_timeout_ms=lock_timeout_ms)
         if problem:
-            say(f"publish: {retired} kept for now ({problem}); the next publish drops it")
+            say(f"publish: {switch.retired} kept for now ({problem}); the next publish drops it")
     say(
         f"publish: {len(candidate.tables)} tables switched in together in {published} "
         f"(as of {candidate.as_of_date})"

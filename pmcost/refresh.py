@@ -16,7 +16,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -28,7 +28,7 @@ from psycopg import sql
 from pmcost import db, ddl, publish, seeds
 from pmcost import dbt as dbt_runner
 from pmcost.errors import PmcostError, UsageError
-from pmcost.settings import Target, project_dir
+from pmcost.settings import Target
 from pmcost.signals import SignalGuard
 
 # the code fingerprint whose unit tests last passed, per target (pmcost.dbt.code_fingerprint)
@@ -168,8 +168,7 @@ def check_dates(
 def lookback_days() -> int:
     """var daily_lookback_days of dbt_project.yml: the days a daily run recomputes."""
     try:
-        project = yaml.safe_load((project_dir() / "dbt_project.yml").read_text()) or {}
-        return int(project.get("vars", {}).get("daily_lookback_days", 3))
+        return int(dbt_runner.project_config().get("vars", {}).get("daily_lookback_days", 3))
     except (OSError, ValueError, TypeError, yaml.YAMLError):
         return 3
 
@@ -310,23 +309,28 @@ def _refresh(
     say: ddl.Say,
 ) -> None:
     # Finance's files first: a bad row is named by file and line before anything runs
-    seeds.check(project_dir() / "seeds")
+    seeds.check()
     with db.connection(target) as conn:
         check_dates(conn, target, as_of, history_start)
-        lock = ddl.AdvisoryLock(conn, REFRESH_LOCK, "pmcost refresh", wait_seconds, say)
-        as_of, history_start = plan_days(
-            conn,
-            as_of,
-            history_start,
-            full_refresh=full_refresh,
-            rewind_marts=rewind_marts,
-            say=say,
-        )
-        summary.as_of_date = as_of.isoformat()
-        summary.history_start = history_start.isoformat() if history_start else None
-        # one dbt process for the refresh's dbt steps; it has exited before the lock is let go
-        session = dbt_runner.Session(target, guard, as_of=as_of, history_start=history_start)
-        with lock, session:
+        with ExitStack() as held:
+            held.enter_context(
+                ddl.AdvisoryLock(conn, REFRESH_LOCK, "pmcost refresh", wait_seconds, say)
+            )
+            # the days, from what is published once no other refresh can publish
+            as_of, history_start = plan_days(
+                conn,
+                as_of,
+                history_start,
+                full_refresh=full_refresh,
+                rewind_marts=rewind_marts,
+                say=say,
+            )
+            summary.as_of_date = as_of.isoformat()
+            summary.history_start = history_start.isoformat() if history_start else None
+            # one dbt process for the refresh's dbt steps; it exits before the lock is let go
+            session = held.enter_context(
+                dbt_runner.Session(target, guard, as_of=as_of, history_start=history_start)
+            )
             # the publish's row counts of the application tables, taken now on a connection
             # of their own while dbt starts (Python, one core)
             sources = SourceCount(target, publish.app_tables_of(artefacts))

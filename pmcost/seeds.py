@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from pmcost.dbt import project_config
 from pmcost.errors import PmcostError
+from pmcost.settings import project_dir
 
 MAX_SHOWN = 10  # bad rows named in the error; the rest are counted
 
@@ -129,6 +131,12 @@ def _rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         return header, rows
 
 
+def seed_folder() -> Path:
+    """The project's seed folder (dbt_project.yml's first seed-paths entry)."""
+    paths = project_config().get("seed-paths") or ["seeds"]
+    return project_dir() / str(paths[0])
+
+
 def problems(seed_dir: Path) -> list[str]:
     """Every bad row of Finance's seed files, as 'seeds/x.csv line N (...): what, fix'."""
     found: list[str] = []
@@ -181,9 +189,10 @@ def problems(seed_dir: Path) -> list[str]:
     return found
 
 
-def check(seed_dir: Path) -> None:
-    """Raise, naming every bad row (the first MAX_SHOWN), when a seed file is not right."""
-    found = problems(seed_dir)
+def check(seed_dir: Path | None = None) -> None:
+    """Raise, naming every bad row (the first MAX_SHOWN), when a seed file is not right
+    (those of the project's seed folder unless `seed_dir` is given)."""
+    found = problems(seed_dir or seed_folder())
     if not found:
         return
     more = f"; and {len(found) - MAX_SHOWN} more" if len(found) > MAX_SHOWN else ""
