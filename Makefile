@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 WITH_DAGSTER := $(VENV)/.installed-dagster
 
-.PHONY: build test lint bench docs clean
+.PHONY: build test browser lint bench docs clean
 
 # The installer: uv (pinned, from PyPI, into the venv) resolves and downloads in parallel, about
 # 5 s for what pip takes 40 s; the versions come from requirements.lock either way. Where uv
@@ -32,15 +32,30 @@ build: $(INSTALLED)
 	$(BIN)/pmcost build
 
 ## test: ruff, then pytest (unit, integration on a throwaway embedded server, dbt build, sqlfluff)
-test: $(WITH_DAGSTER)
-	$(BIN)/ruff check pmcost tests/python
-	$(BIN)/ruff format --check pmcost tests/python
+## The browser for the docs-site check installs beside the venv, in parallel.
+test:
+	$(MAKE) --no-print-directory -j2 browser $(WITH_DAGSTER)
+	$(BIN)/ruff check pmcost benchmarks tests/python
+	$(BIN)/ruff format --check pmcost benchmarks tests/python
 	$(BIN)/python -m pytest
+
+## browser: Chromium for the docs-site check (Debian's package, installed once; needs root)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Debian's chromium for the docs-site check"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "make browser: chromium is missing; install it (Debian: sudo apt-get install chromium)" >&2; \
+			exit 1; \
+		fi; }
+	@command -v chromium >/dev/null 2>&1 || { echo "make browser: chromium did not install" >&2; exit 1; }
 
 ## lint: ruff, then sqlfluff with the dbt templater (it compiles, so the embedded server starts)
 lint: $(INSTALLED)
-	$(BIN)/ruff check pmcost tests/python
-	$(BIN)/ruff format --check pmcost tests/python
+	$(BIN)/ruff check pmcost benchmarks tests/python
+	$(BIN)/ruff format --check pmcost benchmarks tests/python
 	$(BIN)/pmcost up >/dev/null && eval "$$($(BIN)/pmcost env)" && \
 		$(BIN)/sqlfluff lint models analyses snapshots tests/dbt
 

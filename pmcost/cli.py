@@ -19,7 +19,7 @@ from pmcost import dbt as dbt_runner
 from pmcost.errors import PmcostError, UsageError
 from pmcost.refresh import EXIT_CODES, REFRESH_LOCK, refresh
 from pmcost.server import HOST, EmbeddedServer, free_port
-from pmcost.settings import DEFAULT_APP_SCHEMA, DEFAULT_TARGET, Target, state_dir
+from pmcost.settings import DEFAULT_APP_SCHEMA, DEFAULT_TARGET, Target, project_dir, state_dir
 from pmcost.signals import SignalGuard
 
 EXAMPLE_QUERY = (
@@ -230,7 +230,17 @@ def cmd_dbt(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from pmcost import bench  # heavy and rarely used: imported on demand
+    """The benchmark, which lives beside the package in the checkout (benchmarks/)."""
+    checkout = str(project_dir())
+    if checkout not in sys.path:
+        sys.path.insert(0, checkout)
+    try:
+        from benchmarks import bench  # heavy and rarely used: imported on demand
+    except ImportError as missing:
+        raise UsageError(
+            f"the benchmark lives in the checkout's benchmarks/ folder, not found under "
+            f"{checkout}: run it from a clone of the repository ({missing})"
+        ) from None
 
     # a terminated benchmark still deletes its throwaway server (finally blocks run)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

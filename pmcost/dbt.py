@@ -245,13 +245,11 @@ class Session:
         extra_vars: dict[str, str] | None = None,
         reuse: bool = False,
         results_to: Path | None = None,
-        timings: Path | None = None,
     ) -> int:
         """`dbt <args> --target <target> --vars ...` in the worker; returns dbt's exit code.
 
         With `results_to`, the command's results file is written there and manifest.json is
-        not written (for a command whose manifest the next one writes again). With `timings`,
-        an earlier build's run_results.json, the longest chains of nodes run first.
+        not written (for a command whose manifest the next one writes again).
         """
         child = self._child
         if child is None or child.stdin is None:
@@ -266,7 +264,6 @@ class Session:
                 "args": command,
                 "reuse": key,
                 "results_to": str(results_to) if results_to else None,
-                "timings": str(timings) if timings else None,
             }
             child.stdin.write(json.dumps(request) + "\n")
             child.stdin.flush()

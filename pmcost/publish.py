@@ -966,3 +966,26 @@ def publish(
         f"(as of {candidate.as_of_date})"
     )
     return result
+
+
+# the schemas of what a refresh keeps between runs, in production
+KEPT_SCHEMAS = ("analytics", "analytics_snapshots", "analytics_publication", "finance")
+
+
+def kept_state(conn: psycopg.Connection) -> dict[str, str]:
+    """An MD5 of every row of every table a refresh keeps between runs (KEPT_SCHEMAS), by
+    table: equal before and after a run means that run changed none of them."""
+    tables = conn.execute(
+        "select schemaname, tablename from pg_tables where schemaname = any(%s) order by 1, 2",
+        (list(KEPT_SCHEMAS),),
+    ).fetchall()
+    state: dict[str, str] = {}
+    for schema, table in tables:
+        row = conn.execute(
+            sql.SQL(
+                "select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
+                "from {}.{} as t"
+            ).format(sql.Identifier(schema), sql.Identifier(table))
+        ).fetchone()
+        state[f"{schema}.{table}"] = str(row[0]) if row else ""
+    return state

@@ -395,12 +395,7 @@ def _refresh(
                 build_args = ["build"] + (["--full-refresh"] if full_refresh else [])
                 if not unit_tests:
                     build_args += ["--exclude-resource-type", "unit_test"]
-                # the previous build's node times order this one (longest chains first)
-                code = session.run(
-                    build_args,
-                    reuse=True,
-                    timings=_kept_from_build(artefacts, "run_results.json"),
-                )
+                code = session.run(build_args, reuse=True)
             report = _keep_run_results(artefacts, summary, since=build_started)
             if code == 0 and unit_tests:
                 record_unit_tested(artefacts, target.name, fingerprint)

@@ -14,11 +14,8 @@ parsing the whole project (dbt does so when the connection or --vars change).
 
 from __future__ import annotations
 
-import dataclasses
-import io
 import json
 import os
-import pickle
 import shutil
 import subprocess
 import sys
@@ -36,12 +33,7 @@ from psycopg import sql
 
 from pmcost import ddl, demo_data, publish
 from pmcost.dbt import code_fingerprint, day_environment
-from pmcost.dbt_worker import (
-    exit_code,
-    keep_connections_between_nodes,
-    parse_args,
-    run_longest_chains_first,
-)
+from pmcost.dbt_worker import exit_code, parse_args
 from pmcost.refresh import record_unit_tested
 from pmcost.server import EmbeddedServer, ServerInfo
 
@@ -130,13 +122,13 @@ class InProcessDbt:
 
     Each (database name, --vars) is parsed once, from the kept partial-parse state, and its
     manifest is handed to the later runs, which then skip parsing as the dbt docs describe for
-    programmatic invocations. dbt keeps its connections between nodes and runs the longest
-    chains first, as in a refresh. The result looks like a finished `dbt` process: dbt's exit
-    code (0 ok, 1 a node failed, 2 dbt could not run) and its info, warning and error lines.
+    programmatic invocations. dbt runs as installed, as in a refresh's dbt worker. The result
+    looks like a finished `dbt` process: dbt's exit code (0 ok, 1 a node failed, 2 dbt could
+    not run) and its info, warning and error lines.
     """
 
     def __init__(self) -> None:
-        self.manifests: dict[str, bytes] = {}  # pickled: Manifest pickles without its lookups
+        self.manifests: dict[str, object] = {}  # dbt's Manifest, imported with dbt
 
     def invoke(
         self, args: list[str], env: dict[str, str], manifest_key: str | None
@@ -144,8 +136,6 @@ class InProcessDbt:
         from dbt.cli.main import dbtRunner
         from dbt.contracts.graph.manifest import Manifest
 
-        keep_connections_between_nodes()  # as the refresh's dbt worker runs dbt
-        run_longest_chains_first()
         lines: list[str] = []
 
         def collect(event) -> None:  # dbt's EventMsg
@@ -161,12 +151,13 @@ class InProcessDbt:
             if manifest_key and manifest is None:
                 parsed = dbtRunner(callbacks=[collect]).invoke(parse_args(args))
                 if parsed.success and isinstance(parsed.result, Manifest):
-                    manifest = self.manifests[manifest_key] = _pickled_manifest(parsed.result)
+                    manifest = self.manifests[manifest_key] = parsed.result
                 lines.clear()
             # a run records its compiled SQL in the manifest's nodes (ephemeral CTEs marked
-            # as injected): each run gets its own copy of the parse, as a fresh dbt would
-            fresh = pickle.loads(manifest) if manifest is not None else None  # noqa: S301 - ours
-            outcome = dbtRunner(manifest=fresh, callbacks=[collect]).invoke(args)  # type: ignore[arg-type]
+            # as injected): each run gets its own copy of the parse (the manifest's own
+            # deepcopy), as a fresh dbt would
+            fresh = manifest.deepcopy() if isinstance(manifest, Manifest) else None
+            outcome = dbtRunner(manifest=fresh, callbacks=[collect]).invoke(args)
         finally:
             os.environ.clear()
             os.environ.update(saved_env)
@@ -178,34 +169,6 @@ class InProcessDbt:
 
 
 IN_PROCESS_DBT = InProcessDbt()
-
-
-def _pickled_manifest(manifest: object) -> bytes:
-    """The manifest's fields, pickled. (Manifest.__reduce_ex__ of dbt-core 1.11 passes its
-    lookups one place off, into `fixtures`; the copy rebuilds them instead, as parsing does.)"""
-    buffer = io.BytesIO()
-    _ManifestPickler(buffer).dump(manifest)
-    return buffer.getvalue()
-
-
-class _ManifestPickler(pickle.Pickler):
-    def reducer_override(self, obj: object) -> object:
-        from dbt.contracts.graph.manifest import Manifest
-
-        if type(obj) is Manifest:
-            public = {
-                field.name: getattr(obj, field.name)
-                for field in dataclasses.fields(Manifest)
-                if not field.name.startswith("_")
-            }
-            return _manifest_from_fields, (public,)
-        return NotImplemented
-
-
-def _manifest_from_fields(public: dict[str, object]) -> object:
-    from dbt.contracts.graph.manifest import Manifest
-
-    return Manifest(**public)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from pmcost import bench, seeds
+from pmcost import seeds
 from pmcost.errors import UsageError
-from pmcost.publish import Candidate, Figures, history_breaches, rewind_breach
+from pmcost.publish import Candidate, Figures, history_breaches, kept_state, rewind_breach
 from pmcost.refresh import check_dates
 from pmcost.settings import Target
 
@@ -31,9 +31,9 @@ PLANS = "analytics_snapshots.snap_app__plans"
 
 
 def kept(database: Database) -> dict[str, str]:
-    """Every row of every table a later run reads (bench.kept_state), by table."""
+    """Every row of every table a later run reads (kept_state), by table."""
     with database.connect() as conn:
-        return bench.kept_state(conn)
+        return kept_state(conn)
 
 
 def refresh(

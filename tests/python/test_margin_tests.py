@@ -43,7 +43,7 @@ FAN_OUT = (
 CORRUPTIONS = {
     "tenant_twice": (
         f"insert into {EXEC} select * from {EXEC} where {ONE_EXEC}",
-        "unique_executive_business_summary_tenant_id",
+        "primary_key_executive_business_summary_tenant_id",
     ),
     "fan_out_inflates_infrastructure": (
         FAN_OUT,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pmcost import bench, publish
+from pmcost import publish
+from pmcost.publish import kept_state
 from pmcost.refresh import UNIT_TESTED_FILE, SourceCount
 from pmcost.settings import Target
 
@@ -36,7 +37,7 @@ PUBLISHED = (
 def fingerprint(database: Database) -> dict[str, object]:
     """(oid, md5 of every row) of each published table, and the md5 of every row of each
     table a later run reads (the snapshots, the history, the publication record, Finance's
-    tables: bench.kept_state)."""
+    tables: kept_state)."""
     prints: dict[str, object] = {}
     for table in PUBLISHED:
         oid, digest = database.query(
@@ -46,7 +47,7 @@ def fingerprint(database: Database) -> dict[str, object]:
         )[0]
         prints[table] = (oid, digest)
     with database.connect() as conn:
-        prints["kept"] = bench.kept_state(conn)
+        prints["kept"] = kept_state(conn)
     return prints
 
 
@@ -271,13 +272,13 @@ def test_publish_refuses_a_partial_or_stale_build(built: Database) -> None:
         "--select",
         "marts",
         "--exclude",
-        "unique_executive_business_summary_tenant_id",
+        "primary_key_executive_business_summary_tenant_id",
         check=True,
     )
     result = built.pmcost("publish", "--target", "postgres")
     assert result.returncode == 1
     assert "left out 1 data test(s)" in result.stderr
-    assert "unique_executive_business_summary_tenant_id" in result.stderr
+    assert "primary_key_executive_business_summary_tenant_id" in result.stderr
     assert fingerprint(built) == before
     built.dbt("build", "--select", "marts", check=True)  # every published model: publishable
     assert built.pmcost("publish", "--target", "postgres").returncode == 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from pmcost import bench
+from benchmarks import bench
 
 from .conftest import ANCHOR, Database
 

@@ -40,7 +40,7 @@ CASES: dict[str, Case] = {
         "primary_key_stg_app__companies_tenant_id",
         fails=True,
     ),
-    # one test checks a key for duplicates and NULLs (tests/dbt/generic/primary_key.sql)
+    # one test checks a key for duplicates and NULLs (macros/generic_tests/primary_key.sql)
     "company_without_id": Case(
         (
             "alter table companies drop constraint companies_pkey",
@@ -51,23 +51,23 @@ CASES: dict[str, Case] = {
         "primary_key_stg_app__companies_tenant_id",
         fails=True,
     ),
-    # the database's own key answers these two tests while it exists; without it they scan
+    # the database's own key guarantees the largest table's: a migration that drops it, or
+    # lets the column be NULL, fails the test that checks it from the catalog
     "duplicate_billing_id": Case(
         (
             "alter table billing_analytics drop constraint billing_analytics_pkey",
             "insert into billing_analytics select * from billing_analytics order by id limit 1",
         ),
-        "source_unique_app_billing_analytics_id",
+        "source_enforced_primary_key_app_billing_analytics_id",
         fails=True,
     ),
     "billing_row_without_id": Case(
         (
             "alter table billing_analytics drop constraint billing_analytics_pkey",
+            "create unique index billing_analytics_id on billing_analytics (id)",
             "alter table billing_analytics alter column id drop not null",
-            "update billing_analytics set id = null "
-            "where id = (select id from billing_analytics order by id limit 1)",
         ),
-        "source_not_null_app_billing_analytics_id",
+        "source_enforced_primary_key_app_billing_analytics_id",
         fails=True,
     ),
     "unknown_subscription_status": Case(

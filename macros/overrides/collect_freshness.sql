@@ -1,4 +1,5 @@
-{#- `dbt source freshness` on PostgreSQL, measured at the as-of moment: the end of the as-of
+{#- Overrides dbt's built-in collect_freshness (for PostgreSQL, through dispatch):
+    `dbt source freshness` measured at the as-of moment: the end of the as-of
     day (midnight UTC after it), or now when that is earlier. On a daily run (as-of today)
     that is now, dbt's own rule; a run for a past day judges the feeds as they were that
     day, so `pmcost refresh --as-of <last month>` is not stopped because today's load is

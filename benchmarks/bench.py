@@ -1,4 +1,5 @@
-"""`pmcost bench`: speed against the hand-written limit, dashboard latency, and reliability.
+"""The benchmark (`make bench`, `pmcost bench`): speed against the hand-written limit,
+dashboard latency, and reliability.
 
 Everything runs on a throwaway embedded server (its own state folder, deleted at the end), so
 a benchmark never touches the project's own database. Figures are printed as one table and
@@ -28,7 +29,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from pmcost import bench_sql, ddl, demo_data
+from benchmarks import limit as handwritten
+from pmcost import ddl, demo_data
+from pmcost.publish import kept_state
 from pmcost.server import EmbeddedServer, ServerInfo
 from pmcost.settings import project_dir
 from pmcost.signals import child_processes, is_alive
@@ -132,15 +135,15 @@ class Bench:
         self.figures["dbt_build_vs_limit"] = self.figures["dbt_build_s"] / self.figures["limit_s"]  # type: ignore[operator]
 
     def limit(self) -> float:
-        """The hand-written limit (bench_sql.STAGES): one `create table as` per aggregate, each
+        """The hand-written limit (handwritten.STAGES): one `create table as` per aggregate, each
         analyzed, then the two marts; checked equal to the published marts. Seconds."""
         with self.connect() as conn:
             conn.execute("drop schema if exists bench_limit cascade")
             conn.execute("create schema bench_limit")
             conn.execute("set search_path = bench_limit")
             started = time.perf_counter()
-            for name, body in [*bench_sql.STAGES, *bench_sql.MART_SELECTS.items()]:
-                statement = bench_sql.render(
+            for name, body in [*handwritten.STAGES, *handwritten.MART_SELECTS.items()]:
+                statement = handwritten.render(
                     body,
                     app_schema="public",
                     reference_schema="analytics_reference",
@@ -151,7 +154,7 @@ class Bench:
                 conn.execute(sql.SQL("analyze {}").format(table))
             elapsed = time.perf_counter() - started
             conn.execute("reset search_path")
-            for mart in bench_sql.MART_SELECTS:
+            for mart in handwritten.MART_SELECTS:
                 differing = conn.execute(
                     sql.SQL(
                         "select count(*) from ((select * from analytics.{m} except all "
@@ -190,8 +193,8 @@ class Bench:
         with self.connect() as conn:
             conn.execute("drop schema if exists bench_live cascade")
             conn.execute("create schema bench_live")
-            for mart, template in bench_sql.MARTS.items():
-                statement = bench_sql.render(
+            for mart, template in handwritten.MARTS.items():
+                statement = handwritten.render(
                     template,
                     app_schema="public",
                     reference_schema="analytics_reference",
@@ -580,7 +583,7 @@ def _readers(bench: Bench, count: int, pause: float = 0.0) -> Iterator[dict[str,
     def read() -> None:
         with bench.connect() as conn:
             while not stop.is_set():
-                for mart in bench_sql.MARTS:
+                for mart in handwritten.MARTS:
                     try:
                         rows = conn.execute(
                             sql.SQL("select count(*) from analytics.{}").format(
@@ -610,28 +613,6 @@ def _readers(bench: Bench, count: int, pause: float = 0.0) -> Iterator[dict[str,
 
 # the schemas a later run reads or readers query: the published marts and history, the
 # snapshots, the publication record and Finance's landing tables
-KEPT_SCHEMAS = ("analytics", "analytics_snapshots", "analytics_publication", "finance")
-
-
-def kept_state(conn: psycopg.Connection) -> dict[str, str]:
-    """An MD5 of every row of every table a refresh keeps between runs (KEPT_SCHEMAS), by
-    table: equal before and after a run means that run changed none of them."""
-    tables = conn.execute(
-        "select schemaname, tablename from pg_tables where schemaname = any(%s) order by 1, 2",
-        (list(KEPT_SCHEMAS),),
-    ).fetchall()
-    state: dict[str, str] = {}
-    for schema, table in tables:
-        row = conn.execute(
-            sql.SQL(
-                "select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
-                "from {}.{} as t"
-            ).format(sql.Identifier(schema), sql.Identifier(table))
-        ).fetchone()
-        state[f"{schema}.{table}"] = str(row[0]) if row else ""
-    return state
-
-
 def _published_state(bench: Bench) -> dict[str, str]:
     with bench.connect() as conn:
         return kept_state(conn)
@@ -841,14 +822,21 @@ def _failed_then_fixed(
         failed("a_kill_mid_snapshot", -signal.SIGKILL)
 
     if "a_lost_connection" in cases:
-        # the database connection lost while dbt builds the models (dbt-postgres' sessions
-        # are named `dbt`): the run fails, nothing is switched in
+        # the database connections lost while dbt builds the models (dbt-postgres' sessions
+        # are named `dbt`; each node opens its own, so they are cut until the run ends): the
+        # run fails, nothing is switched in
         victim = _refresh_building_models(bench)
         with bench.connect() as conn:
-            conn.execute(
-                "select pg_terminate_backend(pid) from pg_stat_activity "
-                "where datname = current_database() and application_name = 'dbt'"
-            )
+            for _ in range(2400):  # 2 minutes at most
+                conn.execute(
+                    "select pg_terminate_backend(pid) from pg_stat_activity "
+                    "where datname = current_database() and application_name = 'dbt'"
+                )
+                try:  # reading its output meanwhile, so the run never waits on the pipe
+                    victim.communicate(timeout=0.05)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
         victim.communicate(timeout=120)
         failed("a_lost_connection", victim.returncode)
 

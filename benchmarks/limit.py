@@ -3,7 +3,7 @@
 - `STAGES` + `MART_SELECTS`: the limit dbt is measured against, the best SQL a skilled
   engineer would write by hand for the same marts: one `create table as` per aggregate
   (prices, VPS and IP cost per tenant, active subscriptions, emails, payments), each
-  analyzed, then the marts from those tables (`pmcost.bench.Bench.limit`).
+  analyzed, then the marts from those tables (`benchmarks.bench.Bench.limit`).
 - `EXECUTIVE` / `ALLOCATION`: the same stages as CTEs of one statement per mart, for the
   guide's live views (its join bugs fixed so the numbers match).
 
