@@ -131,7 +131,11 @@ class InProcessDbt:
         self.manifests: dict[str, object] = {}  # dbt's Manifest, imported with dbt
 
     def invoke(
-        self, args: list[str], env: dict[str, str], manifest_key: str | None
+        self,
+        args: list[str],
+        env: dict[str, str],
+        manifest_key: str | None,
+        cwd: Path = PROJECT,
     ) -> subprocess.CompletedProcess[str]:
         from dbt.cli.main import dbtRunner
         from dbt.contracts.graph.manifest import Manifest
@@ -145,7 +149,7 @@ class InProcessDbt:
         saved_env, saved_cwd = dict(os.environ), os.getcwd()
         os.environ.clear()
         os.environ.update(env)
-        os.chdir(PROJECT)
+        os.chdir(cwd)
         try:
             manifest = self.manifests.get(manifest_key) if manifest_key else None
             if manifest_key and manifest is None:
@@ -305,12 +309,15 @@ class Database:
             raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}")
         return result
 
-    def plain_dbt(self, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    def plain_dbt(
+        self, *args: str, env: dict[str, str], cwd: Path = PROJECT
+    ) -> subprocess.CompletedProcess[str]:
         """dbt exactly as a person types it (no --target or --vars added) with `env` as their
-        shell's environment, in this process (InProcessDbt): commands with the same
-        environment and arguments before the command share one parse."""
-        key = json.dumps([self.name, sorted(env.items()), parse_args(list(args))])
-        return IN_PROCESS_DBT.invoke(list(args), env, key)
+        shell's environment, in `cwd` (their checkout), in this process (InProcessDbt):
+        commands with the same checkout, environment and arguments before the command share
+        one parse."""
+        key = json.dumps([self.name, str(cwd), sorted(env.items()), parse_args(list(args))])
+        return IN_PROCESS_DBT.invoke(list(args), env, key, cwd)
 
     def publish(self, *, accept_changes: bool = True) -> publish.PublishResult:
         """Switch in the candidate of the last `dbt build` (guards accepted unless asked)."""

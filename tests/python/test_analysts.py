@@ -19,15 +19,14 @@ from .test_publication import fingerprint
 MART = "executive_business_summary"
 
 
-def dev_env(database: Database, user: str, work: Path) -> dict[str, str]:
-    """An analyst's shell after `eval "$(pmcost env)"`: the libpq variables, their login
-    name, their checkout's target folder; no target and no vars (the profile's `dev`). The
-    demo data is anchored on the tests' day, which the as-of variable names."""
+def dev_env(database: Database, user: str) -> dict[str, str]:
+    """An analyst's shell after `eval "$(pmcost env)"`: the libpq variables and their login
+    name; no target, no vars (the profile's `dev`) and dbt's own target/ and logs/ in their
+    checkout. The demo data is anchored on the tests' day, which the as-of variable names."""
     env = database.env() | day_environment(ANCHOR) | {"USER": user}
-    for name in ("PMCOST_TARGET", "DBT_DEV_SCHEMA", "DBT_TARGET"):
+    for name in ("PMCOST_TARGET", "DBT_DEV_SCHEMA", "DBT_TARGET", "DBT_TARGET_PATH"):
         env.pop(name, None)
-    env["DBT_TARGET_PATH"] = str(work / "target")
-    env["DBT_LOG_PATH"] = str(work / "logs")
+    env.pop("DBT_LOG_PATH")
     return env
 
 
@@ -50,19 +49,21 @@ def schemas(database: Database, prefix: str) -> set[str]:
 def test_two_analysts_and_the_refresh_at_once_then_every_dev_command(
     built: Database, tmp_path: Path
 ) -> None:
-    alice, bob = (dev_env(built, user, tmp_path / user) for user in ("alice", "bob"))
+    alice, bob = (dev_env(built, user) for user in ("alice", "bob"))
+    # each in a checkout of their own
+    checkouts = {user: project_copy(tmp_path / user) for user in ("alice", "bob")}
     built.seed_parse_states()
     # two analysts' `dbt build` and the scheduled refresh, all at once
     started = [
         subprocess.Popen(
             [str(BIN / "dbt"), "build"],
-            cwd=PROJECT,
+            cwd=checkouts[user],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for env in (alice, bob)
+        for user, env in (("alice", alice), ("bob", bob))
     ]
     refresh = subprocess.Popen(
         [str(BIN / "pmcost"), "refresh", "--target", "postgres", "--as-of", ANCHOR.isoformat()],
@@ -95,6 +96,7 @@ def test_two_analysts_and_the_refresh_at_once_then_every_dev_command(
     # then the rest of the analysts' loop, as dbt's documentation writes each command: it
     # works, reads what alice's development build wrote, and production is unchanged
     production = fingerprint(built)
+    checkout = checkouts["alice"]
     for command in (
         ["build", "--select", f"+{MART}+"],
         ["run", "--select", MART],
@@ -103,23 +105,19 @@ def test_two_analysts_and_the_refresh_at_once_then_every_dev_command(
         ["docs", "generate"],
         ["source", "freshness"],
     ):
-        result = built.plain_dbt(*command, env=alice)
+        result = built.plain_dbt(*command, env=alice, cwd=checkout)
         assert result.returncode == 0, (command, result.stdout[-3000:])
-    listed = built.plain_dbt(*LIST_MART, env=alice)
+    listed = built.plain_dbt(*LIST_MART, env=alice, cwd=checkout)
     assert listed.returncode == 0 and '"schema": "dbt_alice"' in listed.stdout, listed.stdout
-    # MetricFlow reads <project>/target/semantic_manifest.json, which `dbt parse` writes: in
-    # a checkout of alice's own
-    project = project_copy(tmp_path)
-    checkout = alice | {"DBT_TARGET_PATH": str(project / "target")}
-    assert run([str(BIN / "dbt"), "parse"], checkout, cwd=project).returncode == 0
-    manifest = json.loads((project / "target" / "semantic_manifest.json").read_text())
+    # MetricFlow reads <project>/target/semantic_manifest.json, which her builds wrote
+    manifest = json.loads((checkout / "target" / "semantic_manifest.json").read_text())
     relations = {model["node_relation"]["schema_name"] for model in manifest["semantic_models"]}
     assert relations == {"dbt_alice"}
     for command in (
         [str(BIN / "mf"), "query", "--metrics", "revenue", "--group-by", "metric_time__day"],
         [str(BIN / "mf"), "validate-configs"],
     ):
-        result = run(command, checkout, cwd=project)
+        result = run(command, alice, cwd=checkout)
         assert result.returncode == 0, (command, result.stdout[-3000:] + result.stderr[-2000:])
     assert fingerprint(built) == production
 

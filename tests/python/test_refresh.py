@@ -20,15 +20,10 @@ def test_refresh_on_an_existing_postgres_builds_marts_and_docs(database: Databas
     counts_before = database.query(
         "select (select count(*) from companies), (select count(*) from billing_analytics)"
     )
-    sessions = "select sessions from pg_stat_database where datname = current_database()"
-    sessions_before = database.query(sessions)[0][0]
     result = database.pmcost("refresh", "--target", "postgres", "--as-of", ANCHOR.isoformat())
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr
-    # dbt's threads keep their connections from node to node (dbt_worker): the refresh's
-    # some 160 dbt nodes log in about 20 times in all (190 when each node logged in anew)
     run_results = json.loads((database.work_dir / "target" / "run_results.json").read_text())
-    logins = database.query(sessions)[0][0] - sessions_before - 1  # less this query's own
-    assert len(run_results["results"]) > 100 and logins < 30, logins
+    assert len(run_results["results"]) > 100
     assert "refresh: OK" in result.stdout
     assert "Completed successfully" in result.stdout  # dbt's own output reaches the user
     # no demo data written: the application tables are as they were
