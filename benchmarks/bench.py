@@ -471,7 +471,7 @@ def write_json(figures: dict[str, object], name: str) -> Path:
 
 
 MARTS = ("executive_business_summary", "business_cost_allocation")
-GUARD_GROWTH = 2.0  # a model's time per tenant may not grow more than this between sizes
+GUARD_GROWTH = 1.5  # a model's time per tenant may not grow more than this between sizes
 GUARD_FLOOR_S = 0.25  # below this (at the larger size) a model's time is fixed cost, not data
 
 
