@@ -316,9 +316,9 @@ def _refresh(
             held.enter_context(
                 ddl.AdvisoryLock(conn, REFRESH_LOCK, "pmcost refresh", wait_seconds, say)
             )
-            # the days, from what is published once no other refresh can publish
-            as_of, history_start = plan_days(
+            as_of, history_start = plan_run(
                 conn,
+                target,
                 as_of,
                 history_start,
                 full_refresh=full_refresh,
@@ -345,20 +345,7 @@ def _refresh(
             # not queue behind them, holding the application's queries up behind it
             sources.counts()
             with _step(summary, "pre_hook"):
-                say(f"pre-hook: column DDL on {target.app_schema} ({db.describe(conn.info.dsn)})")
-                result = ddl.apply(conn, target.app_schema, options=ddl_options, say=say)
-                for conflict in result.conflicts:
-                    say(f"  left alone: {conflict}")
-                for failure in result.failures:
-                    say(f"  failed: {failure}")
-                if not result.ok:
-                    raise PmcostError(
-                        "the pre-hook did not reach its target state: "
-                        + "; ".join([*result.failures, *result.conflicts])
-                        + "; fix it, then run `pmcost refresh` again (nothing was published)"
-                    )
-                if not result.applied:
-                    say("  nothing to do: columns, constraints and indexes already in place")
+                apply_pre_hook(conn, target, ddl_options, say)
             guard.check()
 
             if prepare is not None:
@@ -369,16 +356,11 @@ def _refresh(
             # an empty application table stops the refresh here, before a build whose figures
             # the publish would refuse anyway (it checks every table again after the build)
             if not accept_changes:
-                empty = publish.empty_before_build(conn, published_schema(), target.app_schema)
-                if empty:
-                    summary.guards = {"breaches": empty, "accepted": False}
-                    raise publish.GuardError(
-                        "refusing to build: "
-                        + "; ".join(empty)
-                        + ". The published tables are unchanged. If the table is empty on "
-                        "purpose, run again with --accept-changes (it is recorded with the run)",
-                        details=summary.guards,
-                    )
+                try:
+                    refuse_empty_sources(conn, target)
+                except publish.GuardError as refused:
+                    summary.guards = refused.details
+                    raise
 
             fingerprint = dbt_runner.code_fingerprint(conn.info.server_version)
             unit_tests = all_unit_tests or _unit_tests_needed(artefacts, target, fingerprint)
@@ -451,6 +433,65 @@ def _refresh(
                 )
 
 
+# -- the refresh's steps, shared with the Dagster job (pmcost/dagster_defs.py) --------------
+def plan_run(
+    conn: psycopg.Connection,
+    target: Target,
+    as_of: date,
+    history_start: date | None,
+    *,
+    full_refresh: bool = False,
+    rewind_marts: bool = False,
+    say: ddl.Say,
+) -> tuple[date, date | None]:
+    """The run's days, under the refresh lock: the dates checked against the data, then
+    planned from what is published (plan_days: a past as-of is a backfill)."""
+    check_dates(conn, target, as_of, history_start)
+    return plan_days(
+        conn,
+        as_of,
+        history_start,
+        full_refresh=full_refresh,
+        rewind_marts=rewind_marts,
+        say=say,
+    )
+
+
+def apply_pre_hook(
+    conn: psycopg.Connection, target: Target, options: ddl.RunOptions | None, say: ddl.Say
+) -> None:
+    """The column DDL on the application tables; stops the refresh unless it reached its
+    target state."""
+    say(f"pre-hook: column DDL on {target.app_schema} ({db.describe(conn.info.dsn)})")
+    result = ddl.apply(conn, target.app_schema, options=options, say=say)
+    for conflict in result.conflicts:
+        say(f"  left alone: {conflict}")
+    for failure in result.failures:
+        say(f"  failed: {failure}")
+    if not result.ok:
+        raise PmcostError(
+            "the pre-hook did not reach its target state: "
+            + "; ".join([*result.failures, *result.conflicts])
+            + "; fix it, then run `pmcost refresh` again (nothing was published)"
+        )
+    if not result.applied:
+        say("  nothing to do: columns, constraints and indexes already in place")
+
+
+def refuse_empty_sources(conn: psycopg.Connection, target: Target) -> None:
+    """An empty application table stops the refresh before a build whose figures the
+    publish would refuse anyway (it checks every table again after the build)."""
+    empty = publish.empty_before_build(conn, published_schema(), target.app_schema)
+    if empty:
+        raise publish.GuardError(
+            "refusing to build: "
+            + "; ".join(empty)
+            + ". The published tables are unchanged. If the table is empty on purpose, run "
+            "again with --accept-changes (it is recorded with the run)",
+            details={"breaches": empty, "accepted": False},
+        )
+
+
 class SourceCount:
     """Row counts of the application tables on a connection of its own, in a thread.
 
@@ -494,17 +535,25 @@ def published_schema() -> str:
 def check_freshness(
     session: dbt_runner.Session, summary: Summary, *, artefacts: Path, say: ddl.Say
 ) -> None:
-    """`dbt source freshness`, measured at the end of the as-of day (macros/freshness.sql).
-
-    A source past its warn_after is reported and the refresh goes on; past its error_after
-    (or unreadable) it stops the refresh before anything is written. Each source's policy is
-    in models/staging/*/_*__sources.yml and docs/publishing.md, "Freshness".
-    """
+    """`dbt source freshness`, measured at the end of the as-of day
+    (macros/overrides/collect_freshness.sql), then judge_freshness."""
     started = time.time()
     # its manifest.json would be written again by the build: only sources.json is written
     code = session.run(["source", "freshness"], reuse=True, results_to=artefacts / "sources.json")
-    results = _freshness_results(artefacts, since=started)
-    summary.freshness = {name: status for name, status, _ in results}
+    judge_freshness(code, artefacts, since=started, summary=summary, say=say)
+
+
+def judge_freshness(
+    code: int, artefacts: Path, *, since: float, summary: Summary | None, say: ddl.Say
+) -> None:
+    """A refresh step, shared with the Dagster job: the sources.json that `dbt source
+    freshness` (exit `code`) wrote into `artefacts` since `since`. A source past its
+    warn_after is reported and the refresh goes on; past its error_after (or unreadable) it
+    stops the refresh before anything is written. Each source's policy is in
+    models/staging/*/_*__sources.yml and docs/publishing.md, "Freshness"."""
+    results = _freshness_results(artefacts, since=since)
+    if summary is not None:
+        summary.freshness = {name: status for name, status, _ in results}
     for name, status, detail in results:
         if status == "warn":
             say(f"source freshness: WARNING {name} {detail}; the refresh goes on")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -91,3 +92,11 @@ def test_daily_refresh_through_dagster(built: Database, monkeypatch: pytest.Monk
     }
     assert {"billing_analytics", "fct_tenant_economics_daily", "published_marts"} <= materialized
     assert _published_runs(built) == [*before, (ANCHOR.isoformat(),)]
+
+    # its days are planned as `pmcost refresh` plans them (the same step function): a run
+    # tagged with a past day is a backfill up to the published day, where the marts stay
+    lock = module.RefreshLock()
+    said: list[str] = []
+    past = ANCHOR - timedelta(days=10)
+    assert lock.plan(past, say=said.append) == (ANCHOR, past - timedelta(days=3))
+    assert any("backfill" in line for line in said), said
