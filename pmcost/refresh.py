@@ -25,7 +25,7 @@ import psycopg
 import yaml
 from psycopg import sql
 
-from pmcost import db, ddl, publish, seeds
+from pmcost import alerts, db, ddl, publish, seeds
 from pmcost import dbt as dbt_runner
 from pmcost.errors import PmcostError, UsageError
 from pmcost.settings import Target
@@ -40,6 +40,8 @@ EXIT_CODES = {
     0: "published: every model and test passed, the guards held, the new tables are live",
     1: "failed or refused (a model, a test, a guard, the pre-hook): nothing was published",
     2: "bad usage (e.g. an as-of date after tomorrow or before the data begins)",
+    5: "published, but the anomaly alerts could not be delivered to PMCOST_ALERT_WEBHOOK "
+    "(the next refresh sends them)",
     75: "another refresh is running: retry later, or pass --wait SECONDS",
     130: "interrupted by SIGINT: dbt was stopped; nothing was published (unless the message "
     "says the switch had already begun: it then completed, never half done)",
@@ -66,6 +68,7 @@ class Summary:
     failures: list[str] = field(default_factory=list)
     guards: dict[str, object] = field(default_factory=dict)
     freshness: dict[str, str] = field(default_factory=dict)
+    alerts: dict[str, object] = field(default_factory=dict)
     unit_tests: str = "not run"
     invocation_id: str | None = None
     run_results: str | None = None
@@ -278,9 +281,13 @@ def refresh(
     except BaseException as error:
         exit_code = getattr(error, "exit_code", 1)
         summary.exit_code = exit_code if isinstance(exit_code, int) else 1
-        summary.outcome = {2: "usage", 75: "busy", 130: "interrupted", 143: "interrupted"}.get(
-            summary.exit_code, "guard" if isinstance(error, publish.GuardError) else "failed"
-        )
+        summary.outcome = {
+            2: "usage",
+            5: "published_alerts_failed",
+            75: "busy",
+            130: "interrupted",
+            143: "interrupted",
+        }.get(summary.exit_code, "guard" if isinstance(error, publish.GuardError) else "failed")
         summary.message = str(error)
         raise
     finally:
@@ -409,28 +416,37 @@ def _refresh(
                 summary.guards = published.guard_report()
                 summary.tables = dict(published.figures.rows)  # the candidate's rows, now live
 
-            if not docs:
-                return
-            with _step(summary, "docs"):
-                # the docs describe what readers now see: the published schema's relations;
-                # lineage, descriptions and the catalog, without compiling every node again
-                # (the build just did; `pmcost docs` shows compiled SQL too)
-                _swap_partial_parse(artefacts, "docs")
-                published = {"publish_stage": "published"}
-                code = session.run(["docs", "generate", "--no-compile"], extra_vars=published)
-                # and MetricFlow's semantic_manifest.json, which only a parse writes: `mf
-                # query` against production then reads the published relations (the same
-                # parse state: nothing is parsed again)
-                if code == 0:
-                    code = session.run(["parse"], extra_vars=published)
-                _restore_run_results(artefacts)
-                if code == 0:
-                    keep_production_state(artefacts)
-            if code != 0:
-                raise PmcostError(
-                    "published, but `dbt docs generate` failed (see dbt's output above); "
-                    "run `pmcost docs` to retry"
-                )
+            with _step(summary, "alerts"):
+                sent = alerts.send(conn, published_schema(), say)
+                summary.alerts = asdict(sent) | {"failed": sent.failed}
+            if docs:
+                _generate_docs(session, summary, artefacts)
+            if sent.failed:
+                raise sent.failure()
+
+
+def _generate_docs(session: dbt_runner.Session, summary: Summary, artefacts: Path) -> None:
+    """The docs step: the site and MetricFlow's manifest describe the published relations."""
+    with _step(summary, "docs"):
+        # the docs describe what readers now see: the published schema's relations; lineage,
+        # descriptions and the catalog, without compiling every node again (the build just
+        # did; `pmcost docs` shows compiled SQL too)
+        _swap_partial_parse(artefacts, "docs")
+        published = {"publish_stage": "published"}
+        code = session.run(["docs", "generate", "--no-compile"], extra_vars=published)
+        # and MetricFlow's semantic_manifest.json, which only a parse writes: `mf query`
+        # against production then reads the published relations (the same parse state:
+        # nothing is parsed again)
+        if code == 0:
+            code = session.run(["parse"], extra_vars=published)
+        _restore_run_results(artefacts)
+        if code == 0:
+            keep_production_state(artefacts)
+    if code != 0:
+        raise PmcostError(
+            "published, but `dbt docs generate` failed (see dbt's output above); "
+            "run `pmcost docs` to retry"
+        )
 
 
 # -- the refresh's steps, shared with the Dagster job (pmcost/dagster_defs.py) --------------
