@@ -225,6 +225,7 @@ class Database:
     def env(self) -> dict[str, str]:
         """PG* variables for the `postgres` target, plus dbt's paths kept out of the repo."""
         env = dict(os.environ)
+        env.pop("PMCOST_ALERT_WEBHOOK", None)  # a developer's own webhook gets no test alerts
         env.update(
             {
                 "PGHOST": self.server.host,
