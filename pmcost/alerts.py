@@ -32,6 +32,7 @@ from pmcost.errors import PmcostError
 WEBHOOK_VARIABLE = "PMCOST_ALERT_WEBHOOK"
 SENT_TABLE = "alerts_sent"
 ALERTS_FAILED = 5  # the refresh's exit code: published, the alerts not delivered
+LISTED = 100  # anomalies listed one per line in a message; the others by count
 Say = Callable[[str], None]
 
 
@@ -159,7 +160,11 @@ def message(anomalies: list[Anomaly]) -> dict[str, object]:
     """One Slack-compatible message (`text`, and `blocks` for clients that show them)."""
     days = sorted({anomaly.as_of_date for anomaly in anomalies})
     title = f"PenguinMails cost anomalies for {', '.join(days)}: {len(anomalies)}"
-    lines = [f"- {anomaly.anomaly_type}: {anomaly.line()}" for anomaly in anomalies]
+    lines = [f"- {anomaly.anomaly_type}: {anomaly.line()}" for anomaly in anomalies[:LISTED]]
+    if len(anomalies) > LISTED:  # a chat message is read, not scrolled: the rest by count
+        lines.append(
+            f"- and {len(anomalies) - LISTED} more: see tenant_cost_anomalies in the marts"
+        )
     footer = "Modeled infrastructure costs, not provider invoices."
     return {
         "text": "\n".join([title, *lines, footer]),

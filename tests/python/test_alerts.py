@@ -134,3 +134,17 @@ def test_each_anomaly_is_delivered_once_and_a_failed_delivery_keeps_the_publish(
         for path in folder.rglob("*") if folder.is_dir() else []:
             if path.is_file() and path.stat().st_size < 50_000_000:
                 assert secret.encode() not in path.read_bytes(), path
+
+
+def test_a_long_list_names_the_first_hundred_and_counts_the_rest() -> None:
+    from decimal import Decimal
+
+    from pmcost.alerts import LISTED, Anomaly, message
+
+    many = [
+        Anomaly(f"t{i:03}", None, "cost_moved", DAY, Decimal(2), Decimal(1), Decimal(1), None, None)
+        for i in range(LISTED + 7)
+    ]
+    text = str(message(many)["text"])
+    assert f"t{LISTED - 1:03}" in text and f"t{LISTED:03}" not in text
+    assert "and 7 more" in text and text.startswith(f"PenguinMails cost anomalies for {DAY}: 107")
