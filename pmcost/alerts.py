@@ -27,7 +27,7 @@ import psycopg
 from psycopg import sql
 
 from pmcost import publish
-from pmcost.errors import PmcostError
+from pmcost.errors import PmcostError, UsageError
 
 WEBHOOK_VARIABLE = "PMCOST_ALERT_WEBHOOK"
 SENT_TABLE = "alerts_sent"
@@ -190,9 +190,21 @@ def _reason(error: Exception) -> str:
     its reason)."""
     if isinstance(error, urllib.error.HTTPError):
         return f"HTTP {error.code}"
-    if isinstance(error, urllib.error.URLError):
-        return f"{type(error.reason).__name__}: {getattr(error.reason, 'strerror', '') or ''}"
-    return type(error).__name__
+    reason = error.reason if isinstance(error, urllib.error.URLError) else error
+    if isinstance(reason, OSError) and reason.strerror:
+        return f"{type(reason).__name__}: {reason.strerror}"
+    return type(reason).__name__ if isinstance(reason, Exception) else "network error"
+
+
+def _setting(name: str, default: str) -> float:
+    raw = os.environ.get(name, default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise UsageError(f"{name}={raw!r} is not a number of 0 or more; unset it for {default}")
+    return value
 
 
 def send(conn: psycopg.Connection, published_schema: str, say: Say) -> Outcome:
@@ -206,13 +218,13 @@ def send(conn: psycopg.Connection, published_schema: str, say: Say) -> Outcome:
         return outcome
     if not url.startswith(("https://", "http://")):
         raise AlertDeliveryError(f"{WEBHOOK_VARIABLE} must be an http(s) URL; no alert was sent")
+    attempts = max(1, int(_setting("PMCOST_ALERT_ATTEMPTS", "4")))
+    wait = _setting("PMCOST_ALERT_BACKOFF_SECONDS", "2")
     anomalies = pending(conn, published_schema)
     outcome.pending = len(anomalies)
     if not anomalies:
         say("alerts: no new anomaly to send")
         return outcome
-    attempts = max(1, int(os.environ.get("PMCOST_ALERT_ATTEMPTS", "4")))
-    wait = float(os.environ.get("PMCOST_ALERT_BACKOFF_SECONDS", "2"))
     body = json.dumps(message(anomalies), default=str).encode()
     for attempt in range(1, attempts + 1):
         outcome.attempts = attempt

@@ -148,3 +148,20 @@ def test_a_long_list_names_the_first_hundred_and_counts_the_rest() -> None:
     text = str(message(many)["text"])
     assert f"t{LISTED - 1:03}" in text and f"t{LISTED:03}" not in text
     assert "and 7 more" in text and text.startswith(f"PenguinMails cost anomalies for {DAY}: 107")
+
+
+def test_a_bad_alert_setting_is_named_before_anything_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pmcost import alerts
+    from pmcost.errors import UsageError
+
+    monkeypatch.setenv(WEBHOOK_VARIABLE, "https://hooks.example.invalid/T0SECRETTOKEN42")
+    monkeypatch.setenv("PMCOST_ALERT_ATTEMPTS", "three")
+    with pytest.raises(UsageError, match="PMCOST_ALERT_ATTEMPTS='three'") as raised:
+        alerts.send(None, "analytics", say=print)  # type: ignore[arg-type] - not reached
+    assert "T0SECRETTOKEN42" not in str(raised.value)
+    monkeypatch.setenv(WEBHOOK_VARIABLE, "ftp://hooks.example.invalid/T0SECRETTOKEN42")
+    with pytest.raises(alerts.AlertDeliveryError, match="must be an http") as raised:
+        alerts.send(None, "analytics", say=print)  # type: ignore[arg-type]
+    assert "T0SECRETTOKEN42" not in str(raised.value)
