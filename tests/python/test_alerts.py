@@ -28,6 +28,7 @@ class Receiver:
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.attempts = 0
+        self.posted: list[dict] = []  # every post's message, answered or not
         self.delivered: list[dict] = []
         receiver = self
 
@@ -35,6 +36,7 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.attempts += 1
+                receiver.posted.append(json.loads(body))
                 if receiver.attempts <= receiver.failures:
                     self.send_response(500)
                 else:
@@ -105,30 +107,33 @@ def test_each_anomaly_is_delivered_once_and_a_failed_delivery_keeps_the_publish(
     assert summary(built)["alerts"]["delivered"] == len(published)
     assert summary(built)["alerts"]["attempts"] == 3
 
-    # the same day again: nothing new to send
-    rerun = _refresh(built, env)
-    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr
-    assert len(receiver.delivered) == 1 and "no new anomaly" in rerun.stdout
-
-    # a new anomaly and a webhook that keeps failing: published all the same, its own exit
-    # code, and last.json says so; the next refresh would send it
+    # the same day again, with a new anomaly, and a webhook that now keeps failing: no post
+    # names the anomaly already delivered; the run publishes all the same, exits with its own
+    # code and last.json says so (the next refresh sends the new one)
     receiver.failures = receiver.attempts + 10
+    posts = len(receiver.posted)
     runs = built.query("select count(*) from analytics_publication.published_runs")[0][0]
     other = _make_cost_jump(built, 1)
     failed = _refresh(built, env)
     assert failed.returncode == ALERTS_FAILED, failed.stdout[-3000:] + failed.stderr
+    retried = receiver.posted[posts:]
+    assert len(retried) == 3 and len(receiver.delivered) == 1
+    assert all(other in post["text"] and tenant not in post["text"] for post in retried)
     assert "could not be delivered" in failed.stderr and WEBHOOK_VARIABLE in failed.stderr
     assert built.query("select count(*) from analytics_publication.published_runs")[0][0] == (
         runs + 1
     )
     assert (other, "cost_moved") in built.query(anomalies)
+    assert (other, "cost_moved") not in built.query(
+        "select tenant_id::text, anomaly_type from analytics_publication.alerts_sent"
+    )
     last = summary(built)
     assert last["outcome"] == "published_alerts_failed" and last["exit_code"] == ALERTS_FAILED
     assert last["alerts"]["failed"] is True and last["alerts"]["error"] == "HTTP 500"
 
     # the URL is a secret: in no output, no artefact, no log
     secret = "T0SECRETTOKEN42"
-    for result in (first, rerun, failed):
+    for result in (first, failed):
         assert secret not in result.stdout + result.stderr
     for folder in (built.work_dir / "target", built.work_dir / "logs", PROJECT / "logs"):
         for path in folder.rglob("*") if folder.is_dir() else []:
