@@ -207,17 +207,28 @@ def _setting(name: str, default: str) -> float:
     return value
 
 
+def check_settings() -> str:
+    """The webhook URL ('' when unset) once its settings are checked: a refresh calls this
+    before it writes anything, so a malformed setting never meets a published run."""
+    url = os.environ.get(WEBHOOK_VARIABLE, "").strip()
+    if not url:
+        return ""
+    if not url.startswith(("https://", "http://")):
+        raise UsageError(f"{WEBHOOK_VARIABLE} must be an http(s) URL; no alert was sent")
+    _setting("PMCOST_ALERT_ATTEMPTS", "4")
+    _setting("PMCOST_ALERT_BACKOFF_SECONDS", "2")
+    return url
+
+
 def send(conn: psycopg.Connection, published_schema: str, say: Say) -> Outcome:
     """The alert step of a refresh, after the publish (and of the Dagster job's publish).
     A delivery that fails every attempt comes back as `Outcome.failed`: the caller ends
     with `Outcome.failure()` once its other steps are done."""
     outcome = Outcome()
-    url = os.environ.get(WEBHOOK_VARIABLE, "").strip()
+    url = check_settings()
     if not url:
         outcome.skipped = f"{WEBHOOK_VARIABLE} is not set"
         return outcome
-    if not url.startswith(("https://", "http://")):
-        raise AlertDeliveryError(f"{WEBHOOK_VARIABLE} must be an http(s) URL; no alert was sent")
     attempts = max(1, int(_setting("PMCOST_ALERT_ATTEMPTS", "4")))
     wait = _setting("PMCOST_ALERT_BACKOFF_SECONDS", "2")
     anomalies = pending(conn, published_schema)

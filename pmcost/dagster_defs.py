@@ -143,6 +143,7 @@ def application_tables(
     target = _target()
     try:
         seeds.check()  # Finance's files, named by file and line
+        alerts.check_settings()  # and the alert settings, before anything is written
     except PmcostError as bad:
         raise dg.Failure(str(bad)) from bad
     try:

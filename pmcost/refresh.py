@@ -317,6 +317,7 @@ def _refresh(
 ) -> None:
     # Finance's files first: a bad row is named by file and line before anything runs
     seeds.check()
+    alerts.check_settings()  # and a malformed alert setting, before anything is written
     with db.connection(target) as conn:
         check_dates(conn, target, as_of, history_start)
         with ExitStack() as held:

@@ -167,6 +167,6 @@ def test_a_bad_alert_setting_is_named_before_anything_is_sent(
         alerts.send(None, "analytics", say=print)  # type: ignore[arg-type] - not reached
     assert "T0SECRETTOKEN42" not in str(raised.value)
     monkeypatch.setenv(WEBHOOK_VARIABLE, "ftp://hooks.example.invalid/T0SECRETTOKEN42")
-    with pytest.raises(alerts.AlertDeliveryError, match="must be an http") as raised:
+    with pytest.raises(UsageError, match="must be an http") as raised:
         alerts.send(None, "analytics", say=print)  # type: ignore[arg-type]
     assert "T0SECRETTOKEN42" not in str(raised.value)
