@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 import psycopg
@@ -73,7 +73,6 @@ class Outcome:
     attempts: int = 0
     error: str = ""
     skipped: str = ""
-    sent_keys: list[list[str]] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -261,7 +260,6 @@ def send(conn: psycopg.Connection, published_schema: str, say: Say) -> Outcome:
                 )
         outcome.delivered = len(anomalies)
         outcome.error = ""
-        outcome.sent_keys = [[a.tenant_id, a.anomaly_type, a.as_of_date] for a in anomalies]
         say(f"alerts: {len(anomalies)} anomaly alert(s) delivered to {WEBHOOK_VARIABLE}")
         return outcome
     return outcome

@@ -258,6 +258,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
             f"--target {args.target!r}: give one or more of {', '.join(bench.TARGETS)}"
         )
     if args.chaos:
+        if targets != ["embedded"]:
+            raise UsageError(
+                "--chaos kills refreshes and drops connections: it runs on a throwaway "
+                "embedded server only; leave out --target"
+            )
         figures = bench.chaos(sizes[0])
         print(f"figures: {bench.write_json(figures, 'chaos')}")
         return 0

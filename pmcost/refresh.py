@@ -324,9 +324,10 @@ def _refresh(
             held.enter_context(
                 ddl.AdvisoryLock(conn, REFRESH_LOCK, "pmcost refresh", wait_seconds, say)
             )
-            as_of, history_start = plan_run(
+            # the days, from what is published once no other refresh can publish (the
+            # dates were checked above, before waiting for the lock)
+            as_of, history_start = plan_days(
                 conn,
-                target,
                 as_of,
                 history_start,
                 full_refresh=full_refresh,
@@ -461,8 +462,9 @@ def plan_run(
     rewind_marts: bool = False,
     say: ddl.Say,
 ) -> tuple[date, date | None]:
-    """The run's days, under the refresh lock: the dates checked against the data, then
-    planned from what is published (plan_days: a past as-of is a backfill)."""
+    """The run's days, under the refresh lock, for a caller that has not checked the dates
+    (the Dagster job): check_dates, then plan_days (a past as-of is a backfill). `pmcost
+    refresh` runs the two itself, the check before it waits for the lock."""
     check_dates(conn, target, as_of, history_start)
     return plan_days(
         conn,
