@@ -14,10 +14,10 @@ from pathlib import Path
 
 import psycopg
 
-from pmcost import db, ddl, demo_data, demo_finance, finance, logs, publish
+from pmcost import db, ddl, demo_data, demo_finance, finance, logs, publish, report
 from pmcost import dbt as dbt_runner
 from pmcost.errors import PmcostError, UsageError
-from pmcost.refresh import EXIT_CODES, REFRESH_LOCK, refresh
+from pmcost.refresh import EXIT_CODES, PRODUCTION_STATE, REFRESH_LOCK, published_schema, refresh
 from pmcost.server import HOST, EmbeddedServer, free_port
 from pmcost.settings import DEFAULT_APP_SCHEMA, DEFAULT_TARGET, Target, project_dir, state_dir
 from pmcost.signals import SignalGuard
@@ -301,6 +301,25 @@ def cmd_docs(args: argparse.Namespace) -> int:
         )
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The executive report of the period ending on the as-of day (default: the published
+    marts' day), from the published tables and the metrics production's semantic manifest
+    defines (target/production/, kept by each refresh)."""
+    target = _target(args)
+    root = Path(args.out).resolve() if args.out else report.report_root()
+    with db.connection(target) as conn:
+        written = report.write_report(
+            conn,
+            manifest=dbt_runner.target_dir() / PRODUCTION_STATE / report.SEMANTIC_MANIFEST,
+            schema=published_schema(),
+            period=args.period,
+            as_of=args.as_of,
+            root=root,
+        )
+    print(f"report: {written.path} ({written.seconds:.1f} s; internal, owner-only)")
+    return 0
+
+
 def cmd_psql(args: argparse.Namespace) -> int:
     """The bundled psql; the connection (password included) goes in PG* variables, not argv,
     where every local user could read it."""
@@ -380,7 +399,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                 print(finance.load(conn, path, kind, say=print).describe())
 
     # the demo data was just replaced on purpose: its figures may move beyond the guards
-    refresh(
+    summary = refresh(
         target,
         as_of=as_of,
         # weeks of daily history, so weekly metrics show a trend and the anomalies' baseline
@@ -406,6 +425,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     )
     print(f'  query             : .venv/bin/pmcost psql -c "{EXAMPLE_QUERY}"')
     print("  docs site         : .venv/bin/pmcost docs   (or make docs)")
+    for written in summary.reports:
+        label = "executive report" if written["period"] != "lineage" else "docs, one file"
+        print(f"  {label:<18}: {written['path']}")
     print(
         '  plain dbt         : eval "$(.venv/bin/pmcost env)" && .venv/bin/dbt build   '
         "(your own dev schemas; README, For analysts)"
@@ -626,6 +648,28 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--port", type=int, help="loopback port (default: a free one)")
     docs.add_argument("--no-generate", action="store_true", help="serve the last generated site")
     docs.set_defaults(func=cmd_docs)
+
+    report_parser = commands.add_parser(
+        "report",
+        help="write the executive report (HTML) for the day, week or month ending on a day",
+        description="A self-contained HTML report of the published tables: headline figures "
+        "from the metrics layer with their change against the previous period, weekly trends, "
+        "tenants by health status, the 10 best and worst tenants, the period's anomalies and "
+        "the latest month's reconciliation. Written owner-only under $PMCOST_REPORT_DIR (else "
+        "reports/), in a folder per day. `pmcost refresh` writes the day's (Mondays the "
+        "week's, the 1st the month's) after each publish.",
+    )
+    _add_target(report_parser)
+    report_parser.add_argument(
+        "--as-of", type=_iso_date, help="the period's last day (default: the published marts' day)"
+    )
+    report_parser.add_argument(
+        "--period", choices=report.PERIODS, default="day", help="day (default), week or month"
+    )
+    report_parser.add_argument(
+        "--out", help="the report folder (default: $PMCOST_REPORT_DIR, else reports/)"
+    )
+    report_parser.set_defaults(func=cmd_report)
 
     bench_parser = commands.add_parser(
         "bench", help="benchmark on a throwaway server: speed, latency, memory, reliability"

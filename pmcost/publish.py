@@ -39,6 +39,9 @@ Say = Callable[[str], None]
 # run_results statuses that let a run be published ("warn": a warn-severity test found rows)
 PASSING = {"success", "pass", "warn", "no-op"}
 AUDIT_TABLE = "published_runs"
+# recorded with each published run (published_runs.anomalies)
+ANOMALIES_TABLE = "tenant_cost_anomalies"
+SUMMARY_TABLE = "executive_business_summary"
 # the storage parameters the build sets on its tables (macros/statistics.sql, no_autovacuum)
 AUTOVACUUM_OPTIONS = "autovacuum_enabled, toast.autovacuum_enabled"
 MARTS_WITH_TENANTS = ("executive_business_summary", "business_cost_allocation")
@@ -616,18 +619,23 @@ def ensure_audit_table(conn: psycopg.Connection, published_schema: str) -> sql.C
                 published_at timestamptz not null default now(),
                 published_by text not null default current_user,
                 figures jsonb not null,
-                accepted_changes jsonb
+                accepted_changes jsonb,
+                anomalies jsonb
             )
             """
         ).format(table)
     )
+    # added after the table's first version: the published anomalies of the run's day
+    conn.execute(sql.SQL("alter table {} add column if not exists anomalies jsonb").format(table))
     conn.execute(
         sql.SQL("comment on table {} is {}").format(
             table,
             sql.Literal(
                 "One row per published refresh: its figures (application row counts, tenants "
-                "per mart, revenue and modeled-cost totals, rows per table) and the guard "
-                "breaches an operator accepted, if any. Written by pmcost publish."
+                "per mart, revenue and modeled-cost totals, rows per table), the guard "
+                "breaches an operator accepted, if any, and the anomalies it published "
+                "(tenant_cost_anomalies, with the company name), which the weekly and monthly "
+                "reports list. Written by pmcost publish."
             ),
         )
     )
@@ -940,9 +948,9 @@ def publish(
         )
         conn.execute(
             sql.SQL(
-                "insert into {} (invocation_id, as_of_date, figures, accepted_changes) "
-                "values (%s, %s, %s, %s)"
-            ).format(audit),
+                "insert into {} (invocation_id, as_of_date, figures, accepted_changes, anomalies) "
+                "values (%s, %s, %s, %s, {})"
+            ).format(audit, _anomalies_of(candidate)),
             (
                 candidate.invocation_id,
                 candidate.as_of_date,
@@ -966,6 +974,24 @@ def publish(
         f"(as of {candidate.as_of_date})"
     )
     return result
+
+
+def _anomalies_of(candidate: Candidate) -> sql.Composable:
+    """The run's anomalies as JSON, read from its tables (now published: the statement runs
+    after the switch, in the same transaction); NULL for a project without them."""
+    if not {ANOMALIES_TABLE, SUMMARY_TABLE} <= set(candidate.tables):
+        return sql.NULL
+    return sql.SQL(
+        """(
+            select coalesce(jsonb_agg(to_jsonb(a) || jsonb_build_object(
+                'company_name', s.company_name) order by a.anomaly_type, a.tenant_id), '[]')
+            from {anomalies} as a
+            left join {summary} as s on s.tenant_id = a.tenant_id
+        )"""
+    ).format(
+        anomalies=_qualified(candidate.published_schema, ANOMALIES_TABLE),
+        summary=_qualified(candidate.published_schema, SUMMARY_TABLE),
+    )
 
 
 # the schemas of what a refresh keeps between runs, in production

@@ -25,7 +25,7 @@ import psycopg
 import yaml
 from psycopg import sql
 
-from pmcost import alerts, db, ddl, publish, seeds
+from pmcost import alerts, db, ddl, publish, report, seeds
 from pmcost import dbt as dbt_runner
 from pmcost.errors import PmcostError, UsageError
 from pmcost.settings import Target
@@ -42,6 +42,8 @@ EXIT_CODES = {
     2: "bad usage (e.g. an as-of date after tomorrow or before the data begins)",
     5: "published, but the anomaly alerts could not be delivered to PMCOST_ALERT_WEBHOOK "
     "(the next refresh sends them)",
+    6: "published, but the docs site or the executive report could not be written "
+    "(`pmcost docs`, `pmcost report` write them again)",
     75: "another refresh is running: retry later, or pass --wait SECONDS",
     130: "interrupted by SIGINT: dbt was stopped; nothing was published (unless the message "
     "says the switch had already begun: it then completed, never half done)",
@@ -69,6 +71,7 @@ class Summary:
     guards: dict[str, object] = field(default_factory=dict)
     freshness: dict[str, str] = field(default_factory=dict)
     alerts: dict[str, object] = field(default_factory=dict)
+    reports: list[dict[str, str]] = field(default_factory=list)  # the reports written
     unit_tests: str = "not run"
     invocation_id: str | None = None
     run_results: str | None = None
@@ -284,6 +287,7 @@ def refresh(
         summary.outcome = {
             2: "usage",
             5: "published_alerts_failed",
+            6: "published_outputs_failed",
             75: "busy",
             130: "interrupted",
             143: "interrupted",
@@ -421,21 +425,68 @@ def _refresh(
             with _step(summary, "alerts"):
                 sent = alerts.send(conn, published_schema(), say)
                 summary.alerts = asdict(sent) | {"failed": sent.failed}
+            # what readers get beside the tables: the docs site, the day's executive report
+            # (and the week's, the month's) with the site as one file beside it. Published
+            # already: a failure here is reported (exit 6), never undone.
+            problems: list[str] = []
             if docs:
-                _generate_docs(session, summary, artefacts)
+                problems += _generate_docs(session, summary, artefacts)
+                with _step(summary, "report"):
+                    problems += write_reports(conn, summary, artefacts, say)
             if sent.failed:
                 raise sent.failure()
+            if problems:
+                raise OutputsError("published, but " + "; ".join(problems))
 
 
-def _generate_docs(session: dbt_runner.Session, summary: Summary, artefacts: Path) -> None:
-    """The docs step: the site and MetricFlow's manifest describe the published relations."""
+class OutputsError(PmcostError):
+    """Published, but the docs site or a report could not be written."""
+
+    exit_code = 6
+
+
+def write_reports(
+    conn: psycopg.Connection, summary: Summary, artefacts: Path, say: ddl.Say
+) -> list[str]:
+    """The executive reports of the published day (report.editions_for), and the docs site
+    as one file beside them; the problems, if any."""
+    day = date.fromisoformat(summary.as_of_date)
+    root = report.report_root()
+    for period in report.editions_for(day):
+        try:
+            written = report.write_report(
+                conn,
+                manifest=artefacts / PRODUCTION_STATE / report.SEMANTIC_MANIFEST,
+                schema=published_schema(),
+                period=period,
+                as_of=day,
+                root=root,
+            )
+        except Exception as error:  # published already: any failure is reported, not raised
+            return [
+                f"the {period}'s executive report could not be written ({error}); "
+                f"run `pmcost report --period {period} --as-of {day}` to retry"
+            ]
+        summary.reports.append({"period": period, "path": str(written.path)})
+        say(f"report: {written.path} ({written.seconds:.1f} s)")
+    lineage = report.copy_lineage(artefacts / "static_index.html", root / day.isoformat())
+    if lineage is not None:
+        summary.reports.append({"period": "lineage", "path": str(lineage)})
+        say(f"report: the docs site as one file, {lineage}")
+    return []
+
+
+def _generate_docs(session: dbt_runner.Session, summary: Summary, artefacts: Path) -> list[str]:
+    """The docs step: the site (and the same as one file, static_index.html) and
+    MetricFlow's manifest describe the published relations."""
     with _step(summary, "docs"):
         # the docs describe what readers now see: the published schema's relations; lineage,
         # descriptions and the catalog, without compiling every node again (the build just
         # did; `pmcost docs` shows compiled SQL too)
         _swap_partial_parse(artefacts, "docs")
         published = {"publish_stage": "published"}
-        code = session.run(["docs", "generate", "--no-compile"], extra_vars=published)
+        (artefacts / "static_index.html").unlink(missing_ok=True)
+        code = session.run(["docs", "generate", "--no-compile", "--static"], extra_vars=published)
         # and MetricFlow's semantic_manifest.json, which only a parse writes: `mf query`
         # against production then reads the published relations (the same parse state:
         # nothing is parsed again)
@@ -445,10 +496,8 @@ def _generate_docs(session: dbt_runner.Session, summary: Summary, artefacts: Pat
         if code == 0:
             keep_production_state(artefacts)
     if code != 0:
-        raise PmcostError(
-            "published, but `dbt docs generate` failed (see dbt's output above); "
-            "run `pmcost docs` to retry"
-        )
+        return ["`dbt docs generate` failed (see dbt's output above); run `pmcost docs` to retry"]
+    return []
 
 
 # -- the refresh's steps, shared with the Dagster job (pmcost/dagster_defs.py) --------------
@@ -674,8 +723,12 @@ def keep_production_state(artefacts: Path) -> None:
     target/production`): the next refresh replaces it, a failed one leaves it."""
     folder = artefacts / PRODUCTION_STATE
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(artefacts / "manifest.json", folder / "manifest.json.tmp")
-    (folder / "manifest.json.tmp").replace(folder / "manifest.json")
+    # and MetricFlow's manifest of the same relations, which the executive report compiles
+    # its metrics from
+    for name in ("manifest.json", report.SEMANTIC_MANIFEST):
+        if (artefacts / name).is_file():
+            shutil.copyfile(artefacts / name, folder / f"{name}.tmp")
+            (folder / f"{name}.tmp").replace(folder / name)
 
 
 def _swap_partial_parse(artefacts: Path, kind: str) -> None:

@@ -240,6 +240,8 @@ class Database:
                 # dbt's debug file log costs a tenth of each build; tests read its output
                 "DBT_LOG_LEVEL_FILE": "none",
                 "PMCOST_TARGET": "postgres",
+                # each test's executive reports in its own folder
+                "PMCOST_REPORT_DIR": str(self.work_dir / "reports"),
             }
         )
         return env

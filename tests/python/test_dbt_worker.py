@@ -31,7 +31,10 @@ def _ours(value: object) -> bool:
     if code is None:
         return False
     path = Path(code.co_filename)
-    return path.is_absolute() and PROJECT in path.parents and VENV not in path.parents
+    if not path.is_absolute():
+        return False
+    path = path.resolve()  # a checkout whose .venv is a link to another one's
+    return PROJECT in path.parents and VENV not in path.parents
 
 
 def _classes_and_functions() -> dict[str, object]:

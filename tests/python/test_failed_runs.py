@@ -75,6 +75,8 @@ def test_a_bad_row_then_its_fix_publishes_and_the_day_keeps_one_version(built: D
     report = summary(built)
     assert report["outcome"] == "failed" and report["exit_code"] == 1
     assert report["tests"]["failed"] >= 1 and report["failures"]
+    # and no executive report (nor the docs site beside it): nothing was published
+    assert report["reports"] == [] and not (built.work_dir / "reports").exists()
     # (plain dbt keeps the same promise: test_publication's
     # test_plain_dbt_build_never_changes_published_tables compares the same kept state)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -118,6 +120,14 @@ def test_build_command_end_to_end_twice(database: Database) -> None:
             )
             assert result.returncode == 0, result.stdout[-4000:] + result.stderr
             assert "connection string : postgresql://pmcost@127.0.0.1:" in result.stdout
+            # where the demo's executive report is (internal: owner-only)
+            shown = re.search(r"executive report  : (\S+)", result.stdout)
+            assert shown, result.stdout[-2000:]
+            written = Path(shown.group(1))
+            assert (
+                written.name == "executive-day.html" and written.parent.name == ANCHOR.isoformat()
+            )
+            assert stat.S_IMODE(written.stat().st_mode) == 0o600
             # the demo's tables are created anew each time: the refresh's pre-hook adds the
             # columns to them again
             assert "done: add column public.vps_instances.approximate_cost" in result.stdout

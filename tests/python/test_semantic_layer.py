@@ -45,7 +45,7 @@ def test_weekly_metrics_through_metricflow_equal_sums_over_the_daily_fact(
             str(BIN / "mf"),
             "query",
             "--metrics",
-            "revenue,modeled_cost,gross_margin,cost_per_email",
+            "revenue,modeled_cost,gross_margin,cost_per_email,gross_profit,margin_pct",
             "--group-by",
             "metric_time__week",
             "--order",
@@ -93,6 +93,9 @@ def test_weekly_metrics_through_metricflow_equal_sums_over_the_daily_fact(
         assert Decimal(row["modeled_cost"]).quantize(CENT) == cost, week
         assert abs(float(row["gross_margin"]) - float(revenue / cost)) < 1e-9, week
         assert abs(float(row["cost_per_email"]) - float(cost / emails)) < 1e-12, week
+        # the executive report's derived metrics: gross margin in USD and as a share
+        assert Decimal(row["gross_profit"]).quantize(CENT) == revenue - cost, week
+        assert abs(Decimal(row["margin_pct"]) - (revenue - cost) / revenue) < Decimal("1e-12")
 
     # the as-of week ends on the as-of day: the executive summary's totals
     summary_revenue, summary_cost = built.query(
