@@ -114,6 +114,7 @@ class Bench:
                 "DBT_TARGET_PATH": str(self.state / "target"),
                 "DBT_LOG_PATH": str(self.state / "logs"),
                 "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+                "PMCOST_REPORT_DIR": str(self.state / "reports"),
             }
         )
         if self.target == "embedded":
@@ -521,6 +522,13 @@ def scaling(
                 "first_refresh_steps_s": first["steps"],
                 "refresh_s": refresh_s,
                 "refresh_steps_s": summary["steps"],
+                # the day's executive report: aggregates and top-N, the same size at any scale
+                "report_kb": sum(
+                    Path(written["path"]).stat().st_size
+                    for written in summary.get("reports", [])
+                    if written["period"] == "day"
+                )
+                / 1024,
                 "refresh_target_s": 3 * limit_s + 8,
                 "mart_models_s": mart_models_s,
                 "limit_s": limit_s,
@@ -549,8 +557,9 @@ def _print_scaling(results: dict[str, dict[str, object]], say: Say) -> list[str]
     row("billing_analytics rows", [f"{size['billing_rows']:,}" for size in sizes])
     row("pmcost refresh, daily, whole (s)", [f"{size['refresh_s']:.1f}" for size in sizes])
     row("  target: 3 x limit + 8 s", [f"{size['refresh_target_s']:.1f}" for size in sizes])
-    for step in ("freshness", "pre_hook", "build", "publish", "docs"):
+    for step in ("freshness", "pre_hook", "build", "publish", "docs", "report"):
         row(f"  step {step} (s)", [f"{size['refresh_steps_s'].get(step, 0):.1f}" for size in sizes])  # type: ignore[union-attr]
+    row("  executive report, day (KB)", [f"{size.get('report_kb', 0):.0f}" for size in sizes])
     row("pmcost refresh, first on a checkout (s)", [f"{s['first_refresh_s']:.1f}" for s in sizes])
     for step in ("freshness", "build"):
         row(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import traceback
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -307,10 +309,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     defines (target/production/, kept by each refresh)."""
     target = _target(args)
     root = Path(args.out).resolve() if args.out else report.report_root()
+    manifest = _production_semantic_manifest(target)
     with db.connection(target) as conn:
         written = report.write_report(
             conn,
-            manifest=dbt_runner.target_dir() / PRODUCTION_STATE / report.SEMANTIC_MANIFEST,
+            manifest=manifest,
             schema=published_schema(),
             period=args.period,
             as_of=args.as_of,
@@ -318,6 +321,26 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     print(f"report: {written.path} ({written.seconds:.1f} s; internal, owner-only)")
     return 0
+
+
+def _production_semantic_manifest(target: Target) -> Path:
+    """MetricFlow's manifest of the published relations: the one the last refresh kept, else
+    (a checkout that never ran `pmcost refresh`, e.g. one the Dagster job refreshes) a parse
+    for the published relations, into a folder of its own so that target/ is left alone."""
+    kept = dbt_runner.target_dir() / PRODUCTION_STATE / report.SEMANTIC_MANIFEST
+    if kept.is_file():
+        return kept
+    print("report: parsing the project for the published relations (a refresh keeps the result)")
+    with tempfile.TemporaryDirectory(prefix="pmcost-report-") as folder:
+        code = dbt_runner.run(
+            ["parse", "--target-path", folder], target, extra_vars={"publish_stage": "published"}
+        )
+        parsed = Path(folder) / report.SEMANTIC_MANIFEST
+        if code != 0 or not parsed.is_file():
+            raise PmcostError("`dbt parse` failed (see dbt's output above); no report written")
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(parsed, kept)
+    return kept
 
 
 def cmd_psql(args: argparse.Namespace) -> int:

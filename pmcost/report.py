@@ -260,12 +260,12 @@ def history_bounds(conn: psycopg.Connection, schema: str) -> tuple[date, date] |
 def resolve_as_of(conn: psycopg.Connection, schema: str, as_of: date | None) -> tuple[date, date]:
     """The report's as-of day (default: the published marts' day) and the history's first."""
     published = publish.last_published_as_of(conn, schema)
-    bounds = history_bounds(conn, schema) if published else None
-    if published is None or bounds is None:
+    if published is None:
         raise PmcostError(
             f"nothing is published in {schema} yet: run `pmcost refresh` before `pmcost report`"
         )
-    first, last = bounds
+    # an empty history (an operator accepted empty application tables) still has its day
+    first, last = history_bounds(conn, schema) or (published, published)
     day = as_of or published
     if not first <= day <= last:
         raise UsageError(

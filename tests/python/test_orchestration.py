@@ -92,6 +92,12 @@ def test_daily_refresh_through_dagster(built: Database, monkeypatch: pytest.Monk
     }
     assert {"billing_analytics", "fct_tenant_economics_daily", "published_marts"} <= materialized
     assert _published_runs(built) == [*before, (ANCHOR.isoformat(),)]
+    # the job leaves the executive report to `pmcost report`, which parses the project for
+    # the published relations on a checkout no `pmcost refresh` has run in
+    written = built.pmcost("report", "--target", "postgres")
+    assert written.returncode == 0, written.stdout[-3000:] + written.stderr
+    assert "parsing the project for the published relations" in written.stdout
+    assert (built.work_dir / "reports" / ANCHOR.isoformat() / "executive-day.html").is_file()
 
     # its days are planned as `pmcost refresh` plans them (the same step function): a run
     # tagged with a past day is a backfill up to the published day, where the marts stay

@@ -213,7 +213,10 @@ def test_a_successful_refresh_switches_every_table_and_keeps_the_build_results(
     report = summary(built)
     assert report["outcome"] == "published" and report["exit_code"] == 0
     assert report["as_of_date"] == (ANCHOR + timedelta(days=1)).isoformat()
-    assert set(report["steps"]) == {"freshness", "pre_hook", "build", "publish", "alerts", "docs"}
+    steps = {"freshness", "pre_hook", "build", "publish", "alerts", "docs", "report"}
+    assert set(report["steps"]) == steps
+    # a Saturday: the day's executive report and the docs site as one file beside it
+    assert [written["period"] for written in report["reports"]] == ["day", "lineage"]
     # no webhook set: the alert step says so and sends nothing
     assert report["alerts"]["skipped"] == "PMCOST_ALERT_WEBHOOK is not set"
     assert set(report["tables"]) == set(PUBLISHED)
