@@ -612,6 +612,24 @@ def anomaly_text(row: dict[str, Any]) -> str:
     )
 
 
+def lede(data: ReportData) -> str:
+    """The page's first sentence: the period in one line."""
+    figures = {item.name: item for item in data.headline}
+    revenue, cost = figures["revenue"], figures["modeled_cost"]
+    if revenue.current is None:
+        return f"No tenant had an active subscription on {data.period.end.isoformat()}."
+    critical = sum(now for status, now, _ in data.health if status == HEALTH_ORDER[-1])
+    anomalies = "1 anomaly" if data.anomaly_count == 1 else f"{data.anomaly_count} anomalies"
+    return (
+        f"Revenue {figure(revenue.current, 'usd')} against modeled cost "
+        f"{figure(cost.current, 'usd')}: a gross margin of "
+        f"{figure(figures['gross_profit'].current, 'usd')} "
+        f"({figure(figures['margin_pct'].current, 'pct')}). {critical} of "
+        f"{figure(figures['active_tenants'].current, 'int')} tenants need action; "
+        f"{anomalies} in the period."
+    )
+
+
 def render(data: ReportData) -> str:
     import jinja2
 
@@ -621,7 +639,7 @@ def render(data: ReportData) -> str:
         undefined=jinja2.StrictUndefined,
     )
     environment.filters.update(money=money, figure=figure)
-    environment.globals.update(change=change, anomaly_text=anomaly_text)
+    environment.globals.update(change=change, anomaly_text=anomaly_text, lede=lede)
     template = environment.get_template("executive_report.html.j2")
     return template.render(data=data, charts=charts(data), footer=FOOTER)
 

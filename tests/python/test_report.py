@@ -152,6 +152,16 @@ def test_the_refresh_writes_the_report_of_the_published_day_and_its_editions(
     period = report.Period("day", ANCHOR)
     _check_headline(built, page, period)
     _check_health(built, page, period)
+    # the first sentence: revenue and the tenants that need action
+    lede = page.split('id="lede">', 1)[1].split("</p>", 1)[0]
+    critical, active = built.query(
+        f"select count(*) filter (where business_health_status = 'Critical Action Required'), "
+        f"count(*) from {FACT} where economics_date = %s",
+        (ANCHOR,),
+    )[0]
+    headline = _expected_headline(built, ANCHOR)
+    assert lede.startswith(f"Revenue {report.money(headline['revenue'])} against modeled cost")
+    assert f"{critical} of {active:,} tenants need action" in lede
 
     # weekly trends: each week's last day with data, summed (MetricFlow's semi-additive rule)
     weeks = built.query(
