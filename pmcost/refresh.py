@@ -385,17 +385,21 @@ def _refresh(
                     "unit tests: skipped, the project's code, dbt and PostgreSQL are unchanged "
                     "since they last passed (--all-unit-tests runs them anyway)"
                 )
+            # the executive report's imports, in this process while dbt builds in its own
+            warming = threading.Thread(target=report.warm_up, name="report-warm-up", daemon=True)
+            if docs:
+                warming.start()
             with _step(summary, "build"):
                 build_started = time.time()
                 build_args = ["build"] + (["--full-refresh"] if full_refresh else [])
                 if not unit_tests:
                     build_args += ["--exclude-resource-type", "unit_test"]
                 code = session.run(build_args, reuse=True)
-            report = _keep_run_results(artefacts, summary, since=build_started)
+            results = _keep_run_results(artefacts, summary, since=build_started)
             if code == 0 and unit_tests:
                 record_unit_tested(artefacts, target.name, fingerprint)
             if code != 0:
-                failed = report.failures if report else []
+                failed = results.failures if results else []
                 summary.failures = failed
                 shown = "; ".join(failed[:5]) if failed else "see dbt's output above"
                 raise PmcostError(
@@ -432,6 +436,7 @@ def _refresh(
             if docs:
                 problems += _generate_docs(session, summary, artefacts)
                 with _step(summary, "report"):
+                    warming.join()
                     problems += write_reports(conn, summary, artefacts, say)
             if sent.failed:
                 raise sent.failure()

@@ -51,6 +51,10 @@ HEADLINE = (
     ("active_tenants", "Active tenants", "int"),
 )
 TREND_METRICS = ("revenue", "modeled_cost", "margin_pct", "cost_per_email")
+# MetricFlow compiles metrics of different kinds (simple, derived, ratio) asked together into
+# one CTE over the whole fact, which PostgreSQL computes before the day filter: each kind is
+# asked on its own, and its day filter then reads only the days it names (the fact's index)
+SEPARATELY = ("gross_profit", "margin_pct", "cost_per_email")
 HEALTH_ORDER = ("Excellent", "Good", "Monitor", "Critical Action Required")
 FOOTER = (
     "Modeled costs, not invoices. These figures approximate infrastructure cost per tenant "
@@ -177,6 +181,22 @@ class Metrics:
             raise PmcostError("MetricFlow compiled a query with bind parameters; not supported")
         return statement.sql
 
+    def by_time(
+        self, conn: psycopg.Connection, metrics: Iterable[str], group_by: str, where: str
+    ) -> dict[date, dict[str, Any]]:
+        """`metrics` by `group_by` (a metric_time grain), one request per kind (SEPARATELY),
+        merged by period start."""
+        wanted = list(metrics)
+        requests = [[m for m in wanted if m not in SEPARATELY]]
+        requests += [[m] for m in wanted if m in SEPARATELY]
+        merged: dict[date, dict[str, Any]] = {}
+        for request in filter(None, requests):
+            for row in self.query(conn, request, group_by, where):
+                start = row.pop(group_by)
+                day = start.date() if isinstance(start, datetime) else start
+                merged.setdefault(day, {group_by: day}).update(row)
+        return dict(sorted(merged.items()))
+
     def query(
         self,
         conn: psycopg.Connection,
@@ -274,6 +294,33 @@ def resolve_as_of(conn: psycopg.Connection, schema: str, as_of: date | None) -> 
     return day, first
 
 
+def week_last_days(conn: psycopg.Connection, schema: str, end: date) -> list[date]:
+    """The last day with data of each week up to `end`: the days of the history, walked on
+    the fact's economics_date index one distinct day at a time (a few milliseconds however
+    many tenants each day has)."""
+    fact = _table(schema, "fct_tenant_economics_daily")
+    rows = conn.execute(
+        sql.SQL(
+            """
+            with recursive days (day) as (
+                select min(economics_date) from {fact} where economics_date <= %(end)s
+                union all
+                select (
+                    select min(economics_date) from {fact}
+                    where economics_date > days.day and economics_date <= %(end)s
+                )
+                from days
+                where days.day is not null
+            )
+            select max(day) from days where day is not null
+            group by date_trunc('week', day) order by 1
+            """
+        ).format(fact=fact),
+        {"end": end},
+    ).fetchall()
+    return [row[0] for row in rows] or [end]
+
+
 def collect(
     conn: psycopg.Connection, metrics: Metrics, schema: str, period: Period, first: date
 ) -> ReportData:
@@ -282,23 +329,24 @@ def collect(
     # (the measures are monthly run rates, semi-additive over time: a period's value is its
     # last day's)
     names = [name for name, _label, _kind in HEADLINE]
-    by_day = {
-        row["metric_time__day"].date()
-        if hasattr(row["metric_time__day"], "date")
-        else row["metric_time__day"]: row
-        for row in metrics.query(
-            conn,
-            names,
-            "metric_time__day",
-            _day_filter("in", period.end, period.previous_end),
-        )
-    }
+    by_day = metrics.by_time(
+        conn, names, "metric_time__day", _day_filter("in", period.end, period.previous_end)
+    )
     now, before = by_day.get(period.end, {}), by_day.get(period.previous_end, {})
     headline = [
         Headline(name, label, kind, now.get(name), before.get(name))
         for name, label, kind in HEADLINE
     ]
-    weeks = metrics.query(conn, TREND_METRICS, "metric_time__week", _day_filter("<=", period.end))
+    # each week's value is its last day's: read only those days (the same figures as the
+    # whole history by week, without reading every day of it)
+    weeks = list(
+        metrics.by_time(
+            conn,
+            TREND_METRICS,
+            "metric_time__week",
+            _day_filter("in", *week_last_days(conn, schema, period.end)),
+        ).values()
+    )
 
     health_rows = _rows(
         conn,
@@ -443,6 +491,20 @@ def _reconciliation(
         ).format(monthly),
         (month,),
     )
+
+
+def warm_up() -> None:
+    """The report's fixed costs, about a second: MetricFlow's import and the start of
+    vl-convert's renderer. A refresh runs this in a thread while dbt builds in its own
+    process, so the report step after the publish pays only its queries and its page. A
+    failure here is left to the report step, which meets it again and says so."""
+    try:
+        import metricflow.engine.metricflow_engine  # noqa: F401
+        import vl_convert
+
+        vl_convert.vegalite_to_svg({"mark": "point", "data": {"values": []}})
+    except Exception:  # noqa: S110 - the report step reports it
+        pass
 
 
 # -- the page ----------------------------------------------------------------------------------

@@ -12,6 +12,9 @@
 -- itself when built with publish_stage published; a delete by key would keep a tenant that
 -- is no longer active), so the run appends its days: dbt's delete+insert would join the
 -- whole history to them again to delete nothing. The primary-key test checks the run's days.
+-- Indexes: economics_date (the dashboards, the anomalies, the merge) and MetricFlow's day
+-- (date_trunc('day', economics_date::timestamp), the semantic model's time dimension), so a
+-- metric read for a few days reads those days, not the whole history.
 {{ config(
     tags=['daily'],
     materialized='incremental',
@@ -23,7 +26,11 @@
         "{% if is_incremental() %}delete from {{ this }} where economics_date between "
         ~ "{{ history_start_date() }} and {{ as_of_date() }}{% endif %}"
     ],
-    post_hook=["create index if not exists {{ this.name }}_date_idx on {{ this }} (economics_date)"],
+    post_hook=[
+        "create index if not exists {{ this.name }}_date_idx on {{ this }} (economics_date)",
+        "create index if not exists {{ this.name }}_metric_day_idx on {{ this }} "
+        ~ "(date_trunc('day', economics_date::timestamp))",
+    ],
 ) }}
 
 with
