@@ -47,7 +47,7 @@ HEADLINE = (
     ("modeled_cost", "Modeled cost", "usd"),
     ("gross_profit", "Gross margin", "usd"),
     ("margin_pct", "Margin %", "pct"),
-    ("cost_per_email", "Cost per email", "usd4"),
+    ("cost_per_email", "Cost per 1,000 emails", "per1000"),
     ("active_tenants", "Active tenants", "int"),
 )
 TREND_METRICS = ("revenue", "modeled_cost", "margin_pct", "cost_per_email")
@@ -551,7 +551,9 @@ def charts(data: ReportData) -> dict[str, str]:
             "revenue": number(row["revenue"]),
             "modeled_cost": number(row["modeled_cost"]),
             "margin_pct": number(row["margin_pct"]),
-            "cost_per_email": number(row["cost_per_email"]),
+            "cost_per_1000": None
+            if row["cost_per_email"] is None
+            else float(row["cost_per_email"]) * 1000,
         }
         for row in data.weeks
     ]
@@ -590,13 +592,13 @@ def charts(data: ReportData) -> dict[str, str]:
             mark={"color": "#2a9d8f"},
         ),
         "per_email": _line(
-            "Modeled cost per email by week",
+            "Modeled cost per 1,000 emails by week",
             weeks,
             {
-                "field": "cost_per_email",
+                "field": "cost_per_1000",
                 "type": "quantitative",
-                "title": "USD per email",
-                "axis": {"format": "$.4f"},
+                "title": "USD per 1,000 emails",
+                "axis": {"format": "$.2f"},
             },
             mark={"color": "#6d597a"},
         ),
@@ -642,6 +644,8 @@ def figure(value: object, kind: str) -> str:
         return money(value)
     if kind == "usd4":
         return money(value, 4)
+    if kind == "per1000":  # a cost per email, shown per 1,000 emails (cents, not 1/100 cents)
+        return money(Decimal(str(value)) * 1000)
     if kind == "pct":
         return f"{Decimal(str(value)) * 100:.1f}%"
     return f"{int(value):,}"  # type: ignore[call-overload]
