@@ -437,7 +437,9 @@ def _refresh(
                 problems += _generate_docs(session, summary, artefacts)
                 with _step(summary, "report"):
                     warming.join()
-                    problems += write_reports(conn, summary, artefacts, say)
+                    written, failed = write_reports(conn, as_of, artefacts, say)
+                    summary.reports += written
+                    problems += failed
             if sent.failed:
                 raise sent.failure()
             if problems:
@@ -451,15 +453,15 @@ class OutputsError(PmcostError):
 
 
 def write_reports(
-    conn: psycopg.Connection, summary: Summary, artefacts: Path, say: ddl.Say
-) -> list[str]:
+    conn: psycopg.Connection, day: date, artefacts: Path, say: ddl.Say
+) -> tuple[list[dict[str, str]], list[str]]:
     """The executive reports of the published day (report.editions_for), and the docs site
-    as one file beside them; the problems, if any."""
-    day = date.fromisoformat(summary.as_of_date)
+    as one file beside them: what was written, and the problems, if any."""
     root = report.report_root()
+    written: list[dict[str, str]] = []
     for period in report.editions_for(day):
         try:
-            written = report.write_report(
+            done = report.write_report(
                 conn,
                 manifest=artefacts / PRODUCTION_STATE / report.SEMANTIC_MANIFEST,
                 schema=published_schema(),
@@ -468,16 +470,35 @@ def write_reports(
                 root=root,
             )
         except Exception as error:  # published already: any failure is reported, not raised
-            return [
+            return written, [
                 f"the {period}'s executive report could not be written ({error}); "
                 f"run `pmcost report --period {period} --as-of {day}` to retry"
             ]
-        summary.reports.append({"period": period, "path": str(written.path)})
-        say(f"report: {written.path} ({written.seconds:.1f} s)")
+        written.append({"period": period, "path": str(done.path)})
+        say(f"report: {done.path} ({done.seconds:.1f} s)")
     lineage = report.copy_lineage(artefacts / "static_index.html", root / day.isoformat())
     if lineage is not None:
-        summary.reports.append({"period": "lineage", "path": str(lineage)})
+        written.append({"period": "lineage", "path": str(lineage)})
         say(f"report: the docs site as one file, {lineage}")
+    return written, []
+
+
+def generate_docs(target: Target, day: date, artefacts: Path) -> list[str]:
+    """The docs step for a run with no dbt process of its own (the Dagster job, after its
+    publish): what `_generate_docs` does in a refresh, with a dbt process per command."""
+    published = {"publish_stage": "published"}
+    (artefacts / "static_index.html").unlink(missing_ok=True)
+    code = dbt_runner.run(["parse"], target, as_of=day, extra_vars=published)
+    if code == 0:
+        code = dbt_runner.run(
+            ["docs", "generate", "--no-compile", "--static"],
+            target,
+            as_of=day,
+            extra_vars=published,
+        )
+    if code != 0:
+        return ["`dbt docs generate` failed (see dbt's output above); run `pmcost docs` to retry"]
+    keep_production_state(artefacts)
     return []
 
 
@@ -491,12 +512,15 @@ def _generate_docs(session: dbt_runner.Session, summary: Summary, artefacts: Pat
         _swap_partial_parse(artefacts, "docs")
         published = {"publish_stage": "published"}
         (artefacts / "static_index.html").unlink(missing_ok=True)
-        code = session.run(["docs", "generate", "--no-compile", "--static"], extra_vars=published)
-        # and MetricFlow's semantic_manifest.json, which only a parse writes: `mf query`
-        # against production then reads the published relations (the same parse state:
-        # nothing is parsed again)
+        # first a parse: manifest.json and MetricFlow's semantic_manifest.json, which only a
+        # parse writes, name the published relations (`mf query` against production reads
+        # them, and the one-file site embeds that manifest.json); then the site and catalog
+        # (the same parse state: nothing is parsed again)
+        code = session.run(["parse"], extra_vars=published)
         if code == 0:
-            code = session.run(["parse"], extra_vars=published)
+            code = session.run(
+                ["docs", "generate", "--no-compile", "--static"], extra_vars=published
+            )
         _restore_run_results(artefacts)
         if code == 0:
             keep_production_state(artefacts)

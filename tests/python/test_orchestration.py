@@ -62,7 +62,12 @@ def test_daily_refresh_through_dagster(built: Database, monkeypatch: pytest.Monk
 
     result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), tags=tags)
     assert result.success
-    assert _steps_started(result) == ["application_tables", "pmcost_dbt", "published_marts"]
+    assert _steps_started(result) == [
+        "application_tables",
+        "pmcost_dbt",
+        "published_marts",
+        "executive_report",
+    ]
     checks = [
         event.event_specific_data
         for event in result.all_events
@@ -92,12 +97,12 @@ def test_daily_refresh_through_dagster(built: Database, monkeypatch: pytest.Monk
     }
     assert {"billing_analytics", "fct_tenant_economics_daily", "published_marts"} <= materialized
     assert _published_runs(built) == [*before, (ANCHOR.isoformat(),)]
-    # the job leaves the executive report to `pmcost report`, which parses the project for
-    # the published relations on a checkout no `pmcost refresh` has run in
-    written = built.pmcost("report", "--target", "postgres")
-    assert written.returncode == 0, written.stdout[-3000:] + written.stderr
-    assert "parsing the project for the published relations" in written.stdout
-    assert (built.work_dir / "reports" / ANCHOR.isoformat() / "executive-day.html").is_file()
+    # and then, as `pmcost refresh` does, the docs site and the day's executive report
+    folder = built.work_dir / "reports" / ANCHOR.isoformat()
+    assert {path.name for path in folder.iterdir()} == {"executive-day.html", "lineage.html"}
+    catalog = json.loads((built.target / "catalog.json").read_text())
+    assert {node["metadata"]["schema"] for node in catalog["nodes"].values()} >= {"analytics"}
+    assert "analytics_candidate" not in (folder / "lineage.html").read_text()
 
     # its days are planned as `pmcost refresh` plans them (the same step function): a run
     # tagged with a past day is a backfill up to the published day, where the marts stay

@@ -147,6 +147,8 @@ def test_the_refresh_writes_the_report_of_the_published_day_and_its_editions(
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     lineage = (folder / report.LINEAGE_FILE).read_text()
     assert "executive_business_summary" in lineage and len(lineage) > 1_000_000
+    # the site describes what readers query: the published schema, never the candidate
+    assert '"schema": "analytics"' in lineage and "analytics_candidate" not in lineage
 
     page = day_report.read_text()
     period = report.Period("day", ANCHOR)
@@ -229,10 +231,15 @@ def test_the_refresh_writes_the_report_of_the_published_day_and_its_editions(
         assert cells[4] == report.money(variance), category
     assert "Modeled costs, not invoices" in page and "provider invoices" in page
 
-    # the week's and the month's editions, from the command line
+    # the week's and the month's editions, from the command line; the first on a checkout
+    # whose production state is gone (as after a plain `dbt build` and `pmcost publish`):
+    # it parses the project for the published relations, once
+    (built.target / "production" / report.SEMANTIC_MANIFEST).unlink()
     for kind, title in (("week", "Weekly report, 14 Nov to 20 Nov 2026"), ("month", "Monthly")):
         written = built.pmcost("report", "--target", "postgres", "--period", kind)
         assert written.returncode == 0, written.stdout + written.stderr
+        parsed = "parsing the project for the published relations" in written.stdout
+        assert parsed == (kind == "week"), written.stdout[-2000:]
         edition = folder / f"executive-{kind}.html"
         assert stat.S_IMODE(edition.stat().st_mode) == 0o600
         page = edition.read_text()
