@@ -18,9 +18,10 @@ outside the docs site's target/ folder.
 
 from __future__ import annotations
 
-import json
+import calendar
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -71,12 +72,7 @@ NONE_SHOWN = "\u2013"  # an en dash where a figure is undefined (no revenue, no 
 def _month_back(day: date) -> date:
     """The same day a month earlier, or that month's last day when it is shorter."""
     year, month = (day.year, day.month - 1) if day.month > 1 else (day.year - 1, 12)
-    for candidate in range(day.day, 27, -1):
-        try:
-            return date(year, month, candidate)
-        except ValueError:
-            continue
-    return date(year, month, min(day.day, 28))
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 @dataclass(frozen=True)
@@ -746,8 +742,6 @@ def write_report(
     as_of: date | None = None,
     root: Path | None = None,
 ) -> Written:
-    import time
-
     started = time.monotonic()
     if period not in PERIODS:
         raise UsageError(f"--period {period}: use one of {', '.join(PERIODS)}")
@@ -768,7 +762,3 @@ def copy_lineage(static_site: Path, folder: Path) -> Path | None:
     target = folder / LINEAGE_FILE
     write_private(target, static_site.read_bytes())
     return target
-
-
-def describe(written: Iterable[Written]) -> str:
-    return json.dumps([{"period": w.period, "path": str(w.path)} for w in written])
