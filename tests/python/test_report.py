@@ -129,6 +129,18 @@ def test_the_refresh_writes_the_report_of_the_published_day_and_its_editions(
         (earlier, json.dumps([recorded])),
     )
 
+    # and one tenant's VPS now costs three times as much: an anomaly of the day
+    moved = built.query(
+        f"select tenant_id from {FACT} where economics_date = %s and infrastructure_cost > 0 "
+        "order by tenant_id limit 1",
+        (ANCHOR,),
+    )[0][0]
+    built.query(
+        "update vps_instances set approximate_cost = approximate_cost * 3 + 50 "
+        "where tenant_id = %s and lower(trim(status)) = 'active' returning 1",
+        (moved,),
+    )
+
     result = built.pmcost("refresh", "--target", "postgres", "--as-of", ANCHOR.isoformat())
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     summary = json.loads((built.target / "refresh" / "last.json").read_text())
@@ -207,6 +219,10 @@ def test_the_refresh_writes_the_report_of_the_published_day_and_its_editions(
             "select tenant_id::text, anomaly_type from analytics.tenant_cost_anomalies"
         )
     }
+    assert "cost_moved" in {kind for _tenant, kind in published}, published
+    # the publish recorded them, in its own row of the publication record
+    recorded_now = built.query(f"select anomalies from {AUDIT} order by published_at desc limit 1")
+    assert {(a["tenant_id"], a["anomaly_type"]) for a in recorded_now[0][0]} == published
     anomalies = _section(page, "anomalies")
     assert set(re.findall(r'data-tenant="([^"]+)" data-kind="(\w+)"', anomalies)) == published
     assert "Earlier Day Ltd" not in anomalies
