@@ -15,7 +15,7 @@ import pytest
 from pmcost import dbt as dbt_runner
 from pmcost.refresh import REFRESH_LOCK
 
-from .conftest import ANCHOR, BUILD_VARS, PROJECT, Database
+from .conftest import ANCHOR, BUILD_VARS, PROJECT, PUBLISHED_VARS, Database
 
 if TYPE_CHECKING:  # Dagster is imported by the one test that uses it, not by every worker
     import dagster as dg
@@ -44,6 +44,8 @@ def test_daily_refresh_through_dagster(built: Database, monkeypatch: pytest.Monk
     built.parse_cache.seed(
         built.name, BUILD_VARS, built.target / "dagster" / "partial_parse.msgpack"
     )
+    # and its docs step, for the published relations, from the state the last day's left
+    built.parse_cache.seed(built.name, PUBLISHED_VARS, built.target / "partial_parse.msgpack")
     module = importlib.reload(importlib.import_module("pmcost.dagster_defs"))
     job = module.defs.resolve_job_def("pmcost_daily_refresh")
     tags = {module.AS_OF_TAG: ANCHOR.isoformat()}
