@@ -31,6 +31,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from pmcost import publish
 from pmcost.errors import PmcostError, UsageError
@@ -200,18 +201,15 @@ class Metrics:
         group_by: str,
         where: str | None = None,
     ) -> list[dict[str, Any]]:
-        statement = self.compile(metrics, group_by, where)
-        with conn.cursor() as cursor:
-            cursor.execute(statement.encode())  # MetricFlow's SQL, no parameters
-            names = [column.name for column in cursor.description or ()]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        # MetricFlow's SQL, without parameters (compile refuses bind parameters)
+        return _rows(conn, self.compile(metrics, group_by, where).encode())
 
 
-def _day_filter(operator: str, *days: date) -> str:
-    """A MetricFlow where constraint on metric_time's day (ISO dates, never user text)."""
+def _days_filter(*days: date) -> str:
+    """A MetricFlow where constraint: metric_time's day is one of `days` (ISO dates, never
+    user text)."""
     listed = ", ".join(f"'{day.isoformat()}'" for day in days)
-    value = f"({listed})" if operator == "in" else listed
-    return "{{ TimeDimension('metric_time', 'day') }} " + f"{operator} {value}"
+    return "{{ TimeDimension('metric_time', 'day') }} " + f"in ({listed})"
 
 
 # -- what the report shows ----------------------------------------------------------------------
@@ -257,11 +255,12 @@ def _table(schema: str, name: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
 
 
-def _rows(conn: psycopg.Connection, statement: sql.Composable, params: tuple = ()) -> list[dict]:
-    with conn.cursor() as cursor:
+def _rows(
+    conn: psycopg.Connection, statement: sql.Composable | bytes, params: tuple | None = None
+) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cursor:
         cursor.execute(statement, params)
-        names = [column.name for column in cursor.description or ()]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return cursor.fetchall()
 
 
 def history_bounds(conn: psycopg.Connection, schema: str) -> tuple[date, date] | None:
@@ -273,8 +272,11 @@ def history_bounds(conn: psycopg.Connection, schema: str) -> tuple[date, date] |
     return None if row is None or row[0] is None else (row[0], row[1])
 
 
-def resolve_as_of(conn: psycopg.Connection, schema: str, as_of: date | None) -> tuple[date, date]:
-    """The report's as-of day (default: the published marts' day) and the history's first."""
+def resolve_as_of(
+    conn: psycopg.Connection, schema: str, as_of: date | None
+) -> tuple[date, date, date]:
+    """The report's as-of day (default: the published marts' day), the history's first day
+    and the published marts' day."""
     published = publish.last_published_as_of(conn, schema)
     if published is None:
         raise PmcostError(
@@ -287,7 +289,7 @@ def resolve_as_of(conn: psycopg.Connection, schema: str, as_of: date | None) -> 
         raise UsageError(
             f"--as-of {day}: the published history covers {first} to {last}; pick a day in it"
         )
-    return day, first
+    return day, first, published
 
 
 def week_last_days(conn: psycopg.Connection, schema: str, end: date) -> list[date]:
@@ -318,7 +320,12 @@ def week_last_days(conn: psycopg.Connection, schema: str, end: date) -> list[dat
 
 
 def collect(
-    conn: psycopg.Connection, metrics: Metrics, schema: str, period: Period, first: date
+    conn: psycopg.Connection,
+    metrics: Metrics,
+    schema: str,
+    period: Period,
+    first: date,
+    published: date,
 ) -> ReportData:
     fact = _table(schema, "fct_tenant_economics_daily")
     # headline: each metric on the period's last day and on the previous period's last day
@@ -326,7 +333,7 @@ def collect(
     # last day's)
     names = [name for name, _label, _kind in HEADLINE]
     by_day = metrics.by_time(
-        conn, names, "metric_time__day", _day_filter("in", period.end, period.previous_end)
+        conn, names, "metric_time__day", _days_filter(period.end, period.previous_end)
     )
     now, before = by_day.get(period.end, {}), by_day.get(period.previous_end, {})
     headline = [
@@ -340,7 +347,7 @@ def collect(
             conn,
             TREND_METRICS,
             "metric_time__week",
-            _day_filter("in", *week_last_days(conn, schema, period.end)),
+            _days_filter(*week_last_days(conn, schema, period.end)),
         ).values()
     )
 
@@ -395,7 +402,7 @@ def collect(
     return ReportData(
         period=period,
         schema=schema,
-        published_as_of=publish.last_published_as_of(conn, schema) or period.end,
+        published_as_of=published,
         history_first_day=first,
         headline=headline,
         weeks=weeks,
@@ -522,6 +529,16 @@ WEEK_AXIS = {  # one band per week, labelled by its Monday (MetricFlow's weeks s
 HEALTH_COLOURS = ["#2a9d8f", "#8ab17d", "#e9c46a", "#e76f51"]
 
 
+def _measure(field: str, title: str, number_format: str) -> dict[str, Any]:
+    """A chart's quantitative axis (Vega-Lite encoding)."""
+    return {
+        "field": field,
+        "type": "quantitative",
+        "title": title,
+        "axis": {"format": number_format},
+    }
+
+
 def _line(title: str, values: list[dict[str, Any]], y: dict[str, Any], **extra: Any) -> dict:
     """A weekly line chart (Vega-Lite)."""
     return {
@@ -562,12 +579,7 @@ def charts(data: ReportData) -> dict[str, str]:
         "revenue_cost": _line(
             "Revenue and modeled cost by week",
             money_by_week,
-            {
-                "field": "usd",
-                "type": "quantitative",
-                "title": "USD per month",
-                "axis": {"format": "$,.0f"},
-            },
+            _measure("usd", "USD per month", "$,.0f"),
             color={
                 "field": "series",
                 "type": "nominal",
@@ -579,23 +591,13 @@ def charts(data: ReportData) -> dict[str, str]:
         "margin": _line(
             "Margin % by week",
             weeks,
-            {
-                "field": "margin_pct",
-                "type": "quantitative",
-                "title": "Margin",
-                "axis": {"format": ".0%"},
-            },
+            _measure("margin_pct", "Margin", ".0%"),
             mark={"color": "#2a9d8f"},
         ),
         "per_email": _line(
             "Modeled cost per 1,000 emails by week",
             weeks,
-            {
-                "field": "cost_per_1000",
-                "type": "quantitative",
-                "title": "USD per 1,000 emails",
-                "axis": {"format": "$.2f"},
-            },
+            _measure("cost_per_1000", "USD per 1,000 emails", "$.2f"),
             mark={"color": "#6d597a"},
         ),
         "health": {
@@ -745,11 +747,11 @@ def write_report(
     started = time.monotonic()
     if period not in PERIODS:
         raise UsageError(f"--period {period}: use one of {', '.join(PERIODS)}")
-    day, first = resolve_as_of(conn, schema, as_of)
+    day, first, published = resolve_as_of(conn, schema, as_of)
     metrics = Metrics(manifest)
     with conn.transaction():  # one snapshot of the published tables for every figure
         conn.execute("set transaction isolation level repeatable read, read only")
-        data = collect(conn, metrics, schema, Period(period, day), first)
+        data = collect(conn, metrics, schema, Period(period, day), first, published)
     path = report_path(root or report_root(), data.period)
     write_private(path, render(data).encode())
     return Written(path, period, day, round(time.monotonic() - started, 3))
