@@ -31,7 +31,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pmcost import ddl, demo_data, publish
+from pmcost import ddl, demo_data, demo_finance, finance, publish
 from pmcost.dbt import code_fingerprint, day_environment
 from pmcost.dbt_worker import exit_code, parse_args
 from pmcost.refresh import record_unit_tested
@@ -359,6 +359,19 @@ class Database:
     def load_demo(self, *, tenants: int = 120, seed: int = 7, anchor: date = ANCHOR) -> None:
         with self.connect() as conn:
             demo_data.load(conn, tenants=tenants, seed=seed, anchor=anchor, schema="public")
+
+    def load_demo_finance(self, folder: Path) -> demo_finance.DemoFiles:
+        """The demo's Finance files for the published marts (record values set, invoices
+        and ledger written into `folder` with their planted discrepancies), loaded as Finance
+        loads them."""
+        with self.connect() as conn:
+            demo_finance.set_demo_record_values(conn, marts_schema="analytics", app_schema="public")
+            files = demo_finance.write(
+                conn, folder, ANCHOR, marts_schema="analytics", app_schema="public"
+            )
+            finance.load_invoices(conn, files.invoices, say=lambda _message: None)
+            finance.load_ledger(conn, files.ledger, say=lambda _message: None)
+        return files
 
     def apply_ddl(self) -> ddl.ApplyResult:
         with self.connect() as conn:

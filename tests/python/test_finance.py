@@ -201,13 +201,7 @@ def _demo_lines(path: Path) -> list[dict[str, str]]:
 def test_planted_discrepancies_come_out_with_their_status_and_amounts(
     built: Database, tmp_path: Path
 ) -> None:
-    with built.connect() as conn:
-        demo_finance.set_demo_record_values(conn, marts_schema="analytics", app_schema="public")
-        files = demo_finance.write(
-            conn, tmp_path, ANCHOR, marts_schema="analytics", app_schema="public"
-        )
-        finance.load_invoices(conn, files.invoices, say=lambda _message: None)
-        finance.load_ledger(conn, files.ledger, say=lambda _message: None)
+    files = built.load_demo_finance(tmp_path)
     result = built.build()
     assert "WARN 1 ledger_matches_invoices_within_threshold" in result.stdout
 

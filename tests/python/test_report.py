@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pmcost import demo_finance, finance, report
+from pmcost import report
 
 from .conftest import ANCHOR, Database
 from .test_docs_site import CHROMIUM_FLAGS
@@ -99,13 +99,7 @@ def test_the_refresh_writes_the_report_of_the_published_day_and_its_editions(
 ) -> None:
     # Finance's demo files (a month to reconcile) and five weeks of history behind the
     # published days (weekly trends)
-    with built.connect() as conn:
-        demo_finance.set_demo_record_values(conn, marts_schema="analytics", app_schema="public")
-        files = demo_finance.write(
-            conn, tmp_path / "finance", ANCHOR, marts_schema="analytics", app_schema="public"
-        )
-        finance.load_invoices(conn, files.invoices, say=lambda _message: None)
-        finance.load_ledger(conn, files.ledger, say=lambda _message: None)
+    built.load_demo_finance(tmp_path / "finance")
     first = built.query(f"select min(economics_date) from {FACT}")[0][0]
     built.extend_history_back(first, first - timedelta(days=35))
     # an earlier publish of the week recorded an anomaly (as a refresh of that day would):
