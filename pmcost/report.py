@@ -5,8 +5,9 @@
   from the semantic manifest the last refresh kept for production
   (target/production/semantic_manifest.json), and the SQL runs on the published tables, so a
   figure equals what `mf query` answers for the same metric and day.
-- Health status, the best and worst tenants, the anomalies and the reconciliation are read
-  from the published marts (aggregates and top-N only, never a row per tenant).
+- The modeled cost no tenant carries, health status, the best and worst tenants, the
+  anomalies and the reconciliation are read from the published marts (aggregates and top-N
+  only, never a row per tenant).
 - Charts are Vega-Lite specifications rendered to SVG by vl-convert (Vega's own renderer,
   bundled) and written into the page: it holds no script, and no style sheet, font or image
   is fetched when it opens.
@@ -58,6 +59,12 @@ TREND_METRICS = ("revenue", "modeled_cost", "margin_pct", "cost_per_email")
 # asked on its own, and its day filter then reads only the days it names (the fact's index)
 SEPARATELY = ("gross_profit", "margin_pct", "cost_per_email")
 HEALTH_ORDER = ("Excellent", "Good", "Monitor", "Critical Action Required")
+# cost_allocation_reconciliation's reasons a resource's cost is not allocated to a tenant
+UNALLOCATED_REASONS = {
+    "unallocated_shared_pool": "Shared pool (no tenant)",
+    "unallocated_tenant_without_active_subscription": "Tenant without an active subscription",
+    "unallocated_ip_without_vps": "Dedicated IP without a VPS",
+}
 FOOTER = (
     "Modeled costs, not invoices. These figures approximate infrastructure cost per tenant "
     "from internal reference values (VPS and SMTP IP approximate costs, Finance's price list "
@@ -244,6 +251,10 @@ class ReportData:
     anomaly_days: int  # published days of the period whose anomalies are known
     reconciliation_month: date | None
     reconciliation: list[dict[str, Any]]
+    # the modeled cost no tenant carries, by reason, on the marts' day (None for another day:
+    # cost_allocation_reconciliation holds the published day only)
+    unallocated: list[dict[str, Any]] | None = None
+    allocated_cost: Decimal | None = None
     not_invoiced: int = 0
     not_modeled: int = 0
     generated_at: str = field(
@@ -399,6 +410,7 @@ def collect(
 
     anomalies, count, days = _anomalies(conn, schema, period)
     month, reconciliation = _reconciliation(conn, schema, period.end)
+    allocated, unallocated = _allocation(conn, schema) if period.end == published else (None, None)
     return ReportData(
         period=period,
         schema=schema,
@@ -414,6 +426,8 @@ def collect(
         anomaly_days=days,
         reconciliation_month=month,
         reconciliation=reconciliation,
+        unallocated=unallocated,
+        allocated_cost=allocated,
         not_invoiced=sum(row["modeled_not_invoiced_count"] or 0 for row in reconciliation),
         not_modeled=sum(row["invoiced_not_modeled_count"] or 0 for row in reconciliation),
     )
@@ -464,6 +478,50 @@ def _anomalies(
     ).fetchone()
     total = rows[0]["total"] if rows else 0
     return rows, int(total), int(days[0] if days else 0)
+
+
+def _allocation(conn: psycopg.Connection, schema: str) -> tuple[Decimal, list[dict[str, Any]]]:
+    """The marts' day's modeled cost allocated to tenants, and the rest by reason (every
+    reason listed, at zero when no resource has it): the spec's allocated + unallocated =
+    total modeled cost, from cost_allocation_reconciliation."""
+    rows = _rows(
+        conn,
+        sql.SQL(
+            "select allocation_status, sum(resource_count) as resources, "
+            "sum(monthly_cost) as monthly_cost from {} group by allocation_status"
+        ).format(_table(schema, "cost_allocation_reconciliation")),
+    )
+    found = {row["allocation_status"]: row for row in rows}
+    allocated = found.pop("allocated", {}).get("monthly_cost") or Decimal("0.00")
+    order = [*UNALLOCATED_REASONS, *sorted(set(found) - set(UNALLOCATED_REASONS))]
+    unallocated = [
+        {
+            "status": status,
+            "reason": UNALLOCATED_REASONS.get(status, status.replace("_", " ")),
+            "resources": int(found.get(status, {}).get("resources") or 0),
+            "monthly_cost": found.get(status, {}).get("monthly_cost") or Decimal("0.00"),
+        }
+        for status in order
+    ]
+    return allocated, unallocated
+
+
+def unallocated_total(data: ReportData) -> Decimal:
+    return sum((row["monthly_cost"] for row in data.unallocated or []), Decimal("0.00"))
+
+
+def whole_business(data: ReportData) -> dict[str, Any]:
+    """Allocated + unallocated = total modeled cost, and the gross margin after all of it."""
+    revenue = next(item.current for item in data.headline if item.name == "revenue")
+    total = (data.allocated_cost or Decimal("0.00")) + unallocated_total(data)
+    profit = None if revenue is None else Decimal(str(revenue)) - total
+    return {
+        "unallocated": unallocated_total(data),
+        "resources": sum(row["resources"] for row in data.unallocated or []),
+        "total": total,
+        "profit": profit,
+        "margin_pct": profit / Decimal(str(revenue)) if profit is not None and revenue else None,
+    }
 
 
 def _reconciliation(
@@ -691,6 +749,18 @@ def lede(data: ReportData) -> str:
         f"({figure(figures['margin_pct'].current, 'pct')}). {critical} of "
         f"{figure(figures['active_tenants'].current, 'int')} tenants need action; "
         f"{anomalies} in the period."
+        + (_unallocated_clause(data) if data.unallocated is not None else "")
+    )
+
+
+def _unallocated_clause(data: ReportData) -> str:
+    whole = whole_business(data)
+    if not whole["unallocated"]:
+        return " Every modeled cost is allocated to a tenant."
+    return (
+        f" A further {money(whole['unallocated'])} of modeled cost "
+        f"({whole['unallocated'] / whole['total'] * 100:.0f}% of {money(whole['total'])}) "
+        "belongs to no active tenant and is not in these figures."
     )
 
 
@@ -703,7 +773,9 @@ def render(data: ReportData) -> str:
         undefined=jinja2.StrictUndefined,
     )
     environment.filters.update(money=money, figure=figure)
-    environment.globals.update(change=change, anomaly_text=anomaly_text, lede=lede)
+    environment.globals.update(
+        change=change, anomaly_text=anomaly_text, lede=lede, whole_business=whole_business
+    )
     template = environment.get_template("executive_report.html.j2")
     return template.render(data=data, charts=charts(data), footer=FOOTER)
 

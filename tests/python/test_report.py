@@ -241,6 +241,29 @@ def test_the_refresh_writes_the_report_of_the_published_day_and_its_editions(
         assert cells[4] == report.money(variance), category
     assert "Modeled costs, not invoices" in page and "provider invoices" in page
 
+    # the modeled cost no tenant carries, by reason, to the cent, on the marts' day: allocated
+    # (the headline's modeled cost) + not allocated = the total modeled cost
+    by_status = dict(
+        built.query(
+            "select allocation_status, sum(monthly_cost) "
+            "from analytics.cost_allocation_reconciliation group by allocation_status"
+        )
+    )
+    allocated = by_status.pop("allocated")
+    assert sum(by_status.values()) > 0  # the demo plants unallocated resources
+    unallocated = _section(page, "unallocated")
+    for status in report.UNALLOCATED_REASONS:
+        row = unallocated.split(f'data-unallocated="{status}">', 1)[1].split("</tr>", 1)[0]
+        shown = re.findall(r'<td class="num">([^<]*)</td>', row)[1]
+        assert shown == report.money(by_status.get(status, Decimal("0.00"))), status
+    shown = dict(re.findall(r'data-figure="(\w+)">([^<]*)<', unallocated))
+    total = allocated + sum(by_status.values())
+    assert shown["allocated"] == report.money(allocated) == report.money(headline["modeled_cost"])
+    assert shown["unallocated"] == report.money(total - allocated)
+    assert shown["total"] == report.money(total)
+    assert shown["profit"] == report.money(headline["revenue"] - total)
+    assert f"A further {report.money(total - allocated)} of modeled cost" in lede
+
     # the week's and the month's editions, from the command line; the first on a checkout
     # whose production state is gone (as after a plain `dbt build` and `pmcost publish`):
     # it parses the project for the published relations, once
@@ -260,6 +283,15 @@ def test_the_refresh_writes_the_report_of_the_published_day_and_its_editions(
         listed = _section(page, "anomalies")
         assert "Earlier Day Ltd" in listed  # the earlier day's publish
         assert f"{len(published) + 1} anomal" in listed
+
+    # an earlier day's report: the unallocated cost is known for the marts' day only
+    earlier_page = built.pmcost(
+        "report", "--target", "postgres", "--as-of", earlier.isoformat(), "--out", str(tmp_path)
+    )
+    assert earlier_page.returncode == 0, earlier_page.stdout + earlier_page.stderr
+    page = (tmp_path / earlier.isoformat() / "executive-day.html").read_text()
+    assert "Known for the marts' day only" in _section(page, "unallocated")
+    assert "A further" not in page.split('id="lede">', 1)[1].split("</p>", 1)[0]
 
     # a day outside the published history is refused with the range
     refused = built.pmcost("report", "--target", "postgres", "--as-of", "2020-01-01")
