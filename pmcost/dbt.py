@@ -14,6 +14,7 @@ from datetime import date
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import yaml
 
@@ -171,6 +172,23 @@ def run(
     return subprocess.run(command, check=False, **options).returncode  # type: ignore[call-overload]
 
 
+def worker_request(
+    target: Target,
+    args: list[str],
+    extra_vars: dict[str, str] | None = None,
+    reuse: bool = False,
+    results_to: Path | None = None,
+) -> dict[str, Any]:
+    """A Session.run() as the dbt worker's request (pmcost.dbt_worker): the command with the
+    target and --vars pmcost passes, the parse-reuse key (the --vars) and the results file."""
+    command = [*args, "--target", DBT_TARGET, "--vars", json.dumps(dbt_vars(target, extra_vars))]
+    return {
+        "args": command,
+        "reuse": command[-1] if reuse else None,
+        "results_to": str(results_to) if results_to else None,
+    }
+
+
 class Session:
     """One dbt process (pmcost.dbt_worker) for several dbt commands, under a SignalGuard.
 
@@ -255,16 +273,9 @@ class Session:
         if child is None or child.stdin is None:
             raise RuntimeError("Session.run() outside its with block")
         self.guard.check()
-        command = [*args, "--target", DBT_TARGET]
-        command += ["--vars", json.dumps(dbt_vars(self.target, extra_vars))]
-        key = command[-1] if reuse else None
         self._used = True
         try:
-            request = {
-                "args": command,
-                "reuse": key,
-                "results_to": str(results_to) if results_to else None,
-            }
+            request = worker_request(self.target, args, extra_vars, reuse, results_to)
             child.stdin.write(json.dumps(request) + "\n")
             child.stdin.flush()
         except BrokenPipeError as stopped:

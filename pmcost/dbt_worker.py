@@ -15,7 +15,8 @@ the dbt command). With `reuse`, the manifest parsed for KEY serves the command, 
 if it is not yet. With `results_to`, the command writes its results file (sources.json,
 run_results.json) there and no manifest.json: a refresh's build, which comes next, writes
 the same manifest. SIGINT stops the running command as it stops dbt (dbt cancels its
-queries) and then the worker; end of input ends the worker.
+queries) and then the worker; end of input ends the worker. `Worker` runs one request; the
+test suite runs the same code in its own process (tests/python/conftest.py, InProcessSession).
 """
 
 from __future__ import annotations
@@ -52,36 +53,45 @@ def exit_code(success: bool, exception: BaseException | None) -> int:
     return 1 if exception is None else 2
 
 
-def serve() -> int:
-    from dbt.cli.exceptions import DbtUsageException
-    from dbt.cli.main import dbtRunner
-    from dbt.contracts.graph.manifest import Manifest
+class Worker:
+    """Runs one request of the protocol (module docstring) and returns dbt's exit code; the
+    manifests parsed for `reuse` keys are kept for the worker's later requests. The worker
+    process serves its stdin with one; the test suite runs one in its own process."""
 
+    def __init__(self) -> None:
+        self.manifests: dict[str, Any] = {}  # dbt's Manifest per reuse key
+
+    def run(self, request: dict[str, Any]) -> int:
+        from dbt.cli.exceptions import DbtUsageException
+        from dbt.cli.main import dbtRunner
+        from dbt.contracts.graph.manifest import Manifest
+
+        args: list[str] = list(request["args"])
+        key = request.get("reuse")
+        manifest = self.manifests.get(key) if key else None
+        if key and manifest is None:
+            parsed = dbtRunner().invoke(parse_args(args))
+            if not parsed.success or not isinstance(parsed.result, Manifest):
+                return exit_code(parsed.success, parsed.exception) or 2
+            manifest = self.manifests[key] = parsed.result
+        results_to = request.get("results_to")
+        if results_to:
+            args.append("--no-write-json")
+        outcome = dbtRunner(manifest=manifest).invoke(args)
+        if results_to and hasattr(outcome.result, "write"):
+            outcome.result.write(results_to)  # what dbt writes itself without the flag
+        if isinstance(outcome.exception, DbtUsageException):
+            # the dbt command prints its usage errors itself; dbtRunner returns them
+            print(f"dbt: {outcome.exception}", file=sys.stderr, flush=True)
+        return exit_code(outcome.success, outcome.exception)
+
+
+def serve() -> int:
     answers = os.fdopen(int(os.environ[RESULTS_FD_VARIABLE]), "w", buffering=1)
-    manifests: dict[str, Manifest] = {}
+    worker = Worker()
     try:
         for line in sys.stdin:
-            request: dict[str, Any] = json.loads(line)
-            args: list[str] = list(request["args"])
-            key = request.get("reuse")
-            manifest = manifests.get(key) if key else None
-            if key and manifest is None:
-                parsed = dbtRunner().invoke(parse_args(args))
-                if not parsed.success or not isinstance(parsed.result, Manifest):
-                    code = exit_code(parsed.success, parsed.exception)
-                    answers.write(json.dumps({"exit_code": code or 2}) + "\n")
-                    continue
-                manifest = manifests[key] = parsed.result
-            results_to = request.get("results_to")
-            if results_to:
-                args.append("--no-write-json")
-            outcome = dbtRunner(manifest=manifest).invoke(args)
-            if results_to and hasattr(outcome.result, "write"):
-                outcome.result.write(results_to)  # what dbt writes itself without the flag
-            if isinstance(outcome.exception, DbtUsageException):
-                # the dbt command prints its usage errors itself; dbtRunner returns them
-                print(f"dbt: {outcome.exception}", file=sys.stderr, flush=True)
-            code = exit_code(outcome.success, outcome.exception)
+            code = worker.run(json.loads(line))
             answers.write(json.dumps({"exit_code": code}) + "\n")
             if code == 130:
                 return 130

@@ -8,12 +8,17 @@ Speed: every test's database has the same name (tests of one worker run one at a
 the as-of date reaches dbt through the environment as `pmcost refresh` passes it. So one parse
 of the project serves every test: `Database.dbt` runs dbt in this process through dbt's
 Python API (InProcessDbt, one import and one parsed manifest per database name and --vars),
-and `pmcost` subprocesses start from the kept partial-parse state (ParseCache) instead of
-parsing the whole project (dbt does so when the connection or --vars change).
+and `pmcost` commands start from the kept partial-parse state (ParseCache) instead of parsing
+the whole project (dbt does so when the connection or --vars change). `Database.pmcost` runs
+the command in this process too (pmcost_in_process, with the refresh's dbt worker code in an
+InProcessSession): a `pmcost refresh` process spent about a third of its CPU time starting
+Python, dbt and MetricFlow before dbt ran anything. Tests of what a process does (signals,
+exit codes and logs as a scheduler sees them, the dbt worker's protocol) start real ones.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -31,11 +36,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pmcost import ddl, demo_data, demo_finance, finance, publish
+from pmcost import cli, ddl, demo_data, demo_finance, finance, publish
+from pmcost import dbt as dbt_runner
 from pmcost.dbt import code_fingerprint, day_environment
-from pmcost.dbt_worker import exit_code, parse_args
+from pmcost.dbt_worker import Worker, exit_code, parse_args
 from pmcost.refresh import record_unit_tested
 from pmcost.server import EmbeddedServer, ServerInfo
+from pmcost.settings import Target
+from pmcost.signals import SignalGuard
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -117,6 +125,21 @@ def project_copy(tmp_path: Path) -> Path:
     return project
 
 
+@contextmanager
+def environment(env: dict[str, str], cwd: Path) -> Iterator[None]:
+    """The process's environment and working folder set to a command's, then put back."""
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+
+
 class InProcessDbt:
     """dbt through its Python API (dbtRunner) in the test process.
 
@@ -146,11 +169,7 @@ class InProcessDbt:
             if event.info.level in ("info", "warn", "error") and event.info.msg:
                 lines.append(event.info.msg)
 
-        saved_env, saved_cwd = dict(os.environ), os.getcwd()
-        os.environ.clear()
-        os.environ.update(env)
-        os.chdir(cwd)
-        try:
+        with environment(env, cwd):
             manifest = self.manifests.get(manifest_key) if manifest_key else None
             if manifest_key and manifest is None:
                 parsed = dbtRunner(callbacks=[collect]).invoke(parse_args(args))
@@ -162,10 +181,6 @@ class InProcessDbt:
             # deepcopy), as a fresh dbt would
             fresh = manifest.deepcopy() if isinstance(manifest, Manifest) else None
             outcome = dbtRunner(manifest=fresh, callbacks=[collect]).invoke(args)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved_env)
-            os.chdir(saved_cwd)
         if outcome.exception is not None:
             lines.append(str(outcome.exception))
         code = exit_code(outcome.success, outcome.exception)
@@ -173,6 +188,68 @@ class InProcessDbt:
 
 
 IN_PROCESS_DBT = InProcessDbt()
+# pmcost commands that run `dbt` as a process of its own (pmcost.dbt.run)
+DBT_PROCESS_COMMANDS = ("dbt", "snapshots", "docs")
+
+
+class InProcessSession:
+    """pmcost.dbt.Session with its dbt worker in this process: the worker's own code
+    (pmcost.dbt_worker.Worker) gets the requests Session.run() would write to the worker
+    process, with the environment and folder that process would have. What a `pmcost`
+    process pays before dbt runs anything (Python, dbt's import, its first use of each
+    class and template, about 6 s of CPU) is paid once per test worker instead of once per
+    refresh. The process boundary itself (signals, the protocol) is tested on real `pmcost`
+    processes (Database.pmcost(process=True), test_signals.py, test_dbt_worker.py)."""
+
+    def __init__(
+        self,
+        target: Target,
+        guard: SignalGuard,
+        *,
+        as_of: date | None = None,
+        history_start: date | None = None,
+    ) -> None:
+        self.target, self.guard, self.worker = target, guard, Worker()
+        self.env = dbt_runner.dbt_environment(target) | day_environment(as_of, history_start)
+
+    def __enter__(self) -> InProcessSession:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        pass
+
+    def run(
+        self,
+        args: list[str],
+        *,
+        extra_vars: dict[str, str] | None = None,
+        reuse: bool = False,
+        results_to: Path | None = None,
+    ) -> int:
+        self.guard.check()
+        request = dbt_runner.worker_request(self.target, args, extra_vars, reuse, results_to)
+        with environment(self.env, dbt_runner.project_dir()):
+            return self.worker.run(request)
+
+
+def pmcost_in_process(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`pmcost <args>` as its console script runs it (pmcost.cli.main), in this process with
+    `env` as its environment and the refresh's dbt in an InProcessSession; the result looks
+    like the finished process (exit code, what it printed on stdout and stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    streams = sys.stdout, sys.stderr
+    real_session = dbt_runner.Session
+    with environment(env, PROJECT):
+        sys.stdout, sys.stderr = out, err
+        dbt_runner.Session = InProcessSession  # type: ignore[misc, assignment]
+        try:
+            code = cli.main(args)
+        except SystemExit as stopped:  # argparse's usage errors
+            code = stopped.code if isinstance(stopped.code, int) else 1
+        finally:
+            dbt_runner.Session = real_session  # type: ignore[misc]
+            sys.stdout, sys.stderr = streams
+    return subprocess.CompletedProcess(["pmcost", *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="session")
@@ -266,17 +343,27 @@ class Database:
             self.parse_cache.keep(self.name, variables, docs_state)
 
     def pmcost(
-        self, *args: str, check: bool = False, env: dict[str, str] | None = None
+        self,
+        *args: str,
+        check: bool = False,
+        env: dict[str, str] | None = None,
+        process: bool = False,
     ) -> subprocess.CompletedProcess[str]:
+        """`pmcost <args>` on this database: in this process (pmcost_in_process), or with
+        `process` as its own process, as a scheduler starts it. The commands that run dbt as
+        a process of its own, whose output reaches the real stdout, always run as one."""
         self.seed_parse_states()
-        result = subprocess.run(
-            [str(BIN / "pmcost"), *args],
-            cwd=PROJECT,
-            env=self.env() | (env or {}),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        if process or args[0] in DBT_PROCESS_COMMANDS:
+            result = subprocess.run(
+                [str(BIN / "pmcost"), *args],
+                cwd=PROJECT,
+                env=self.env() | (env or {}),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        else:
+            result = pmcost_in_process(list(args), self.env() | (env or {}))
         self.keep_parse_states()
         if check and result.returncode != 0:
             raise AssertionError(

@@ -177,8 +177,16 @@ def _json_lines(output: str) -> list[dict]:
 def test_json_logs_carry_pmcost_messages_beside_dbt_events(built: Database) -> None:
     """With --log-format json every line of a refresh is JSON, dbt's events and pmcost's own;
     $DBT_LOG_FORMAT=json alone does the same, errors included."""
+    # a process of its own: what a scheduler's log gets on the process's stdout and stderr
     result = built.pmcost(
-        "--log-format", "json", "refresh", "--target", "postgres", "--as-of", ANCHOR.isoformat()
+        "--log-format",
+        "json",
+        "refresh",
+        "--target",
+        "postgres",
+        "--as-of",
+        ANCHOR.isoformat(),
+        process=True,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     records = _json_lines(result.stdout) + _json_lines(result.stderr)
