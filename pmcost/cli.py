@@ -287,7 +287,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_docs(args: argparse.Namespace) -> int:
     """Generate the docs site and serve it on a free loopback port until Ctrl-C / SIGTERM."""
     target = _target(args)
-    published = {"publish_stage": "published"}  # the relations readers query
+    published = dbt_runner.PUBLISHED_VARS  # the relations readers query
     with SignalGuard("the docs server was stopped") as guard:
         if not args.no_generate:
             code = dbt_runner.run(["docs", "generate"], target, extra_vars=published, guard=guard)
@@ -333,7 +333,7 @@ def _production_semantic_manifest(target: Target) -> Path:
     print("report: parsing the project for the published relations (a refresh keeps the result)")
     with tempfile.TemporaryDirectory(prefix="pmcost-report-") as folder:
         code = dbt_runner.run(
-            ["parse", "--target-path", folder], target, extra_vars={"publish_stage": "published"}
+            ["parse", "--target-path", folder], target, extra_vars=dbt_runner.PUBLISHED_VARS
         )
         parsed = Path(folder) / report.SEMANTIC_MANIFEST
         if code != 0 or not parsed.is_file():

@@ -41,6 +41,8 @@ EMBEDDED_SESSION_OPTIONS = "-c max_parallel_workers_per_gather=0"
 DBT_TARGET = "prod"
 # what pmcost's dbt commands build: production's candidate, which `pmcost publish` switches in
 BUILD_VARS = {"publish_stage": "candidate"}
+# what the docs, MetricFlow's manifest and the report are parsed with: the relations readers query
+PUBLISHED_VARS = {"publish_stage": "published"}
 
 
 def profiles_dir() -> Path:

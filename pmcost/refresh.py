@@ -483,50 +483,48 @@ def write_reports(
     return written, []
 
 
+DOCS_FAILED = "`dbt docs generate` failed (see dbt's output above); run `pmcost docs` to retry"
+
+
+def _docs_commands(run: Callable[[list[str]], int], artefacts: Path) -> int:
+    """The docs step's dbt commands, each given to `run` (which adds the published vars), and
+    dbt's exit code. First a parse: manifest.json and MetricFlow's semantic_manifest.json,
+    which only a parse writes, name the published relations (`mf query` against production
+    reads them, and the one-file site embeds that manifest.json); then the site and catalog
+    (the same parse state: nothing is parsed again), without compiling every node again (the
+    build just did; `pmcost docs` shows compiled SQL too)."""
+    (artefacts / "static_index.html").unlink(missing_ok=True)
+    code = run(["parse"])
+    if code == 0:
+        code = run(["docs", "generate", "--no-compile", "--static"])
+    return code
+
+
 def generate_docs(target: Target, day: date, artefacts: Path) -> list[str]:
     """The docs step for a run with no dbt process of its own (the Dagster job, after its
     publish): what `_generate_docs` does in a refresh, with a dbt process per command."""
-    published = {"publish_stage": "published"}
-    (artefacts / "static_index.html").unlink(missing_ok=True)
-    code = dbt_runner.run(["parse"], target, as_of=day, extra_vars=published)
-    if code == 0:
-        code = dbt_runner.run(
-            ["docs", "generate", "--no-compile", "--static"],
-            target,
-            as_of=day,
-            extra_vars=published,
-        )
-    if code != 0:
-        return ["`dbt docs generate` failed (see dbt's output above); run `pmcost docs` to retry"]
+
+    def run(args: list[str]) -> int:
+        return dbt_runner.run(args, target, as_of=day, extra_vars=dbt_runner.PUBLISHED_VARS)
+
+    if _docs_commands(run, artefacts) != 0:
+        return [DOCS_FAILED]
     keep_production_state(artefacts)
     return []
 
 
 def _generate_docs(session: dbt_runner.Session, summary: Summary, artefacts: Path) -> list[str]:
     """The docs step: the site (and the same as one file, static_index.html) and
-    MetricFlow's manifest describe the published relations."""
+    MetricFlow's manifest describe the published relations, what readers now see."""
     with _step(summary, "docs"):
-        # the docs describe what readers now see: the published schema's relations; lineage,
-        # descriptions and the catalog, without compiling every node again (the build just
-        # did; `pmcost docs` shows compiled SQL too)
         _swap_partial_parse(artefacts, "docs")
-        published = {"publish_stage": "published"}
-        (artefacts / "static_index.html").unlink(missing_ok=True)
-        # first a parse: manifest.json and MetricFlow's semantic_manifest.json, which only a
-        # parse writes, name the published relations (`mf query` against production reads
-        # them, and the one-file site embeds that manifest.json); then the site and catalog
-        # (the same parse state: nothing is parsed again)
-        code = session.run(["parse"], extra_vars=published)
-        if code == 0:
-            code = session.run(
-                ["docs", "generate", "--no-compile", "--static"], extra_vars=published
-            )
+        code = _docs_commands(
+            lambda args: session.run(args, extra_vars=dbt_runner.PUBLISHED_VARS), artefacts
+        )
         _restore_run_results(artefacts)
         if code == 0:
             keep_production_state(artefacts)
-    if code != 0:
-        return ["`dbt docs generate` failed (see dbt's output above); run `pmcost docs` to retry"]
-    return []
+    return [] if code == 0 else [DOCS_FAILED]
 
 
 # -- the refresh's steps, shared with the Dagster job (pmcost/dagster_defs.py) --------------

@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -42,8 +43,6 @@ from pmcost.dbt import code_fingerprint, day_environment
 from pmcost.dbt_worker import Worker, exit_code, parse_args
 from pmcost.refresh import record_unit_tested
 from pmcost.server import EmbeddedServer, ServerInfo
-from pmcost.settings import Target
-from pmcost.signals import SignalGuard
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -192,7 +191,7 @@ IN_PROCESS_DBT = InProcessDbt()
 DBT_PROCESS_COMMANDS = ("dbt", "snapshots", "docs")
 
 
-class InProcessSession:
+class InProcessSession(dbt_runner.Session):
     """pmcost.dbt.Session with its dbt worker in this process: the worker's own code
     (pmcost.dbt_worker.Worker) gets the requests Session.run() would write to the worker
     process, with the environment and folder that process would have. What a `pmcost`
@@ -201,16 +200,9 @@ class InProcessSession:
     refresh. The process boundary itself (signals, the protocol) is tested on real `pmcost`
     processes (Database.pmcost(process=True), test_signals.py, test_dbt_worker.py)."""
 
-    def __init__(
-        self,
-        target: Target,
-        guard: SignalGuard,
-        *,
-        as_of: date | None = None,
-        history_start: date | None = None,
-    ) -> None:
-        self.target, self.guard, self.worker = target, guard, Worker()
-        self.env = dbt_runner.dbt_environment(target) | day_environment(as_of, history_start)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # the target, the guard and dbt's environment
+        self.worker = Worker()  # its parses are this session's only, as a process's would be
 
     def __enter__(self) -> InProcessSession:
         return self
