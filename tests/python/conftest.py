@@ -91,8 +91,8 @@ class ParseCache:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        # the code fingerprint whose unit tests passed in this session's template build: each
-        # test folder starts with it recorded, as a checkout that has run them once would
+        # the code fingerprint recorded as unit-tested in each test folder, as in a checkout
+        # that has run them once (test_publication's first refresh runs them itself)
         self.unit_tested: str | None = None
 
     def _kept(self, database: str, variables: dict[str, object]) -> Path:

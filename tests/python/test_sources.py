@@ -202,7 +202,7 @@ def test_bad_source_is_reported(built: Database, case_name: str) -> None:
         for statement in case.statements:
             conn.execute(statement)
     # the build of what the test reads: its upstream models and every data test on them (the
-    # unit tests read fixtures, not this data: the session's template build ran them)
+    # unit tests read fixtures, not this data: test_publication runs them)
     result = built.dbt(
         "build", "--select", f"+{case.test_name}", "--exclude-resource-type", "unit_test"
     )
