@@ -506,17 +506,14 @@ def _allocation(conn: psycopg.Connection, schema: str) -> tuple[Decimal, list[di
     return allocated, unallocated
 
 
-def unallocated_total(data: ReportData) -> Decimal:
-    return sum((row["monthly_cost"] for row in data.unallocated or []), Decimal("0.00"))
-
-
 def whole_business(data: ReportData) -> dict[str, Any]:
     """Allocated + unallocated = total modeled cost, and the gross margin after all of it."""
     revenue = next(item.current for item in data.headline if item.name == "revenue")
-    total = (data.allocated_cost or Decimal("0.00")) + unallocated_total(data)
+    unallocated = sum((row["monthly_cost"] for row in data.unallocated or []), Decimal("0.00"))
+    total = (data.allocated_cost or Decimal("0.00")) + unallocated
     profit = None if revenue is None else Decimal(str(revenue)) - total
     return {
-        "unallocated": unallocated_total(data),
+        "unallocated": unallocated,
         "resources": sum(row["resources"] for row in data.unallocated or []),
         "total": total,
         "profit": profit,
