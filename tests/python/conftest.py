@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import pytest
@@ -42,7 +42,7 @@ from pmcost import dbt as dbt_runner
 from pmcost.dbt import code_fingerprint, day_environment
 from pmcost.dbt_worker import Worker, exit_code, parse_args
 from pmcost.refresh import record_unit_tested
-from pmcost.server import EmbeddedServer, ServerInfo
+from pmcost.server import EmbeddedServer, ServerInfo, embedded_threads
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -191,6 +191,58 @@ IN_PROCESS_DBT = InProcessDbt()
 DBT_PROCESS_COMMANDS = ("dbt", "snapshots", "docs")
 
 
+# what a `dbt parse` of the project reads besides its files and the command's own options:
+# the profile's environment variables (profiles.example.yml)
+PARSE_ENVIRONMENT = (
+    "PGHOST",
+    "PGPORT",
+    "PGUSER",
+    "PGDATABASE",
+    "PGSSLMODE",
+    "DBT_PROFILES_DIR",
+    "DBT_DEV_SCHEMA",
+    "DBT_CI_SCHEMA",
+    "USER",
+    "PMCOST_THREADS",
+    "PMCOST_MARTS_SCHEMA",
+)
+
+
+class SharedParseWorker(Worker):
+    """The dbt worker's code (pmcost.dbt_worker.Worker) with the parse a request `reuse`s
+    shared by this test worker's refreshes: a refresh process parses once for its freshness
+    and build; here the refreshes of one database, project folder, environment and --vars
+    start from one parse (keyed by the project's code fingerprint too, so a test that edits
+    a model gets a parse of its edit). Each refresh gets its own copy (the Manifest's own
+    deepcopy), as its own process would: a build records its compiled SQL in the nodes."""
+
+    parsed: ClassVar[dict[str, Any]] = {}  # dbt's Manifest, as parsed, per key
+
+    def run(self, request: dict[str, Any]) -> int:
+        from dbt.cli.main import dbtRunner
+        from dbt.contracts.graph.manifest import Manifest
+
+        key = request.get("reuse")
+        if key and key not in self.manifests:
+            shared = json.dumps(
+                [
+                    os.getcwd(),
+                    [os.environ.get(name, "") for name in PARSE_ENVIRONMENT],
+                    parse_args(list(request["args"])),
+                    code_fingerprint(0),
+                ]
+            )
+            pristine = self.parsed.get(shared)
+            if pristine is None:
+                parsed = dbtRunner().invoke(parse_args(list(request["args"])))
+                if parsed.success and isinstance(parsed.result, Manifest):
+                    pristine = self.parsed[shared] = parsed.result
+            # (a parse that failed is left to Worker.run, which reports it as dbt does)
+            if pristine is not None:
+                self.manifests[key] = pristine.deepcopy()
+        return super().run(request)
+
+
 class InProcessSession(dbt_runner.Session):
     """pmcost.dbt.Session with its dbt worker in this process: the worker's own code
     (pmcost.dbt_worker.Worker) gets the requests Session.run() would write to the worker
@@ -202,7 +254,7 @@ class InProcessSession(dbt_runner.Session):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # the target, the guard and dbt's environment
-        self.worker = Worker()  # its parses are this session's only, as a process's would be
+        self.worker = SharedParseWorker()
 
     def __enter__(self) -> InProcessSession:
         return self
@@ -308,6 +360,9 @@ class Database:
                 "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
                 # dbt's debug file log costs a tenth of each build; tests read its output
                 "DBT_LOG_LEVEL_FILE": "none",
+                # dbt's threads as on the embedded server (`pmcost env`): one per core; the
+                # profile's default of 4 took a tenth more CPU for each build on two cores
+                "PMCOST_THREADS": str(embedded_threads()),
                 "PMCOST_TARGET": "postgres",
                 # each test's executive reports in its own folder
                 "PMCOST_REPORT_DIR": str(self.work_dir / "reports"),
