@@ -70,7 +70,7 @@ class Worker:
         key = request.get("reuse")
         manifest = self.manifests.get(key) if key else None
         if key and manifest is None:
-            parsed = dbtRunner().invoke(parse_args(args))
+            parsed = self.parse(args)
             if not parsed.success or not isinstance(parsed.result, Manifest):
                 return exit_code(parsed.success, parsed.exception) or 2
             manifest = self.manifests[key] = parsed.result
@@ -84,6 +84,13 @@ class Worker:
             # the dbt command prints its usage errors itself; dbtRunner returns them
             print(f"dbt: {outcome.exception}", file=sys.stderr, flush=True)
         return exit_code(outcome.success, outcome.exception)
+
+    def parse(self, args: list[str]) -> Any:
+        """dbt's parse for a command that `reuse`s it (its dbtRunnerResult, the Manifest its
+        result)."""
+        from dbt.cli.main import dbtRunner
+
+        return dbtRunner().invoke(parse_args(args))
 
 
 def serve() -> int:

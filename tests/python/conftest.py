@@ -218,29 +218,25 @@ class SharedParseWorker(Worker):
 
     parsed: ClassVar[dict[str, Any]] = {}  # dbt's Manifest, as parsed, per key
 
-    def run(self, request: dict[str, Any]) -> int:
-        from dbt.cli.main import dbtRunner
+    def parse(self, args: list[str]) -> Any:
+        from dbt.cli.main import dbtRunnerResult
         from dbt.contracts.graph.manifest import Manifest
 
-        key = request.get("reuse")
-        if key and key not in self.manifests:
-            shared = json.dumps(
-                [
-                    os.getcwd(),
-                    [os.environ.get(name, "") for name in PARSE_ENVIRONMENT],
-                    parse_args(list(request["args"])),
-                    code_fingerprint(0),
-                ]
-            )
-            pristine = self.parsed.get(shared)
-            if pristine is None:
-                parsed = dbtRunner().invoke(parse_args(list(request["args"])))
-                if parsed.success and isinstance(parsed.result, Manifest):
-                    pristine = self.parsed[shared] = parsed.result
-            # (a parse that failed is left to Worker.run, which reports it as dbt does)
-            if pristine is not None:
-                self.manifests[key] = pristine.deepcopy()
-        return super().run(request)
+        shared = json.dumps(
+            [
+                os.getcwd(),
+                [os.environ.get(name, "") for name in PARSE_ENVIRONMENT],
+                parse_args(args),
+                code_fingerprint(0),
+            ]
+        )
+        pristine = self.parsed.get(shared)
+        if pristine is None:
+            result = super().parse(args)
+            if not result.success or not isinstance(result.result, Manifest):
+                return result  # reported by Worker.run, as dbt reports it
+            pristine = self.parsed[shared] = result.result
+        return dbtRunnerResult(success=True, result=pristine.deepcopy())
 
 
 class InProcessSession(dbt_runner.Session):
