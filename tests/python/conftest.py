@@ -25,13 +25,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import psycopg
 import pytest
@@ -139,6 +140,35 @@ def environment(env: dict[str, str], cwd: Path) -> Iterator[None]:
         os.chdir(saved_cwd)
 
 
+Result = TypeVar("Result")
+
+
+def on_a_thread_of_its_own(call: Callable[[], Result]) -> Result:
+    """`call()` on a new thread, waited for: dbt on a short stack, as in its own process.
+
+    Each dbt invocation sets up its adapter, which names the source of each of its behaviour
+    flags by walking the caller's stack with `inspect.stack()` (source lines and module of
+    every frame). Under a pytest-xdist worker that stack is some 65 frames deep, several of
+    them code without a file (execnet's), each of which makes `inspect` scan every loaded
+    module: the walk took about a fifth of the suite's CPU time. A new thread's stack starts
+    at the call, as a `dbt` process's does. The caller's exceptions are the call's.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as error:  # handed to the caller, as if it ran there
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, name="dbt-invocation")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 class InProcessDbt:
     """dbt through its Python API (dbtRunner) in the test process.
 
@@ -171,7 +201,9 @@ class InProcessDbt:
         with environment(env, cwd):
             manifest = self.manifests.get(manifest_key) if manifest_key else None
             if manifest_key and manifest is None:
-                parsed = dbtRunner(callbacks=[collect]).invoke(parse_args(args))
+                parsed = on_a_thread_of_its_own(
+                    lambda: dbtRunner(callbacks=[collect]).invoke(parse_args(args))
+                )
                 if parsed.success and isinstance(parsed.result, Manifest):
                     manifest = self.manifests[manifest_key] = parsed.result
                 lines.clear()
@@ -179,7 +211,9 @@ class InProcessDbt:
             # as injected): each run gets its own copy of the parse (the manifest's own
             # deepcopy), as a fresh dbt would
             fresh = manifest.deepcopy() if isinstance(manifest, Manifest) else None
-            outcome = dbtRunner(manifest=fresh, callbacks=[collect]).invoke(args)
+            outcome = on_a_thread_of_its_own(
+                lambda: dbtRunner(manifest=fresh, callbacks=[collect]).invoke(args)
+            )
         if outcome.exception is not None:
             lines.append(str(outcome.exception))
         code = exit_code(outcome.success, outcome.exception)
@@ -269,7 +303,7 @@ class InProcessSession(dbt_runner.Session):
         self.guard.check()
         request = dbt_runner.worker_request(self.target, args, extra_vars, reuse, results_to)
         with environment(self.env, dbt_runner.project_dir()):
-            return self.worker.run(request)
+            return on_a_thread_of_its_own(lambda: self.worker.run(request))
 
 
 def pmcost_in_process(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
