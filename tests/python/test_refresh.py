@@ -14,7 +14,7 @@ import pytest
 
 from pmcost.dbt import code_fingerprint
 
-from .conftest import ANCHOR, BIN, PROJECT, Database, project_copy
+from .conftest import ANCHOR, BIN, PROJECT, Database, pmcost_in_process, project_copy
 
 
 def test_refresh_on_an_existing_postgres_builds_marts_and_docs(database: Database) -> None:
@@ -90,7 +90,10 @@ def test_bad_as_of_var_is_named_with_the_fix(database: Database) -> None:
 
 
 def test_build_command_end_to_end_twice(database: Database) -> None:
-    """`pmcost build` on its own embedded server: the first of README's two commands."""
+    """`pmcost build` on its own embedded server: the first of README's two commands, run
+    as its console script runs it, in this process as the suite's other refreshes run
+    (conftest.pmcost_in_process; test_cli runs the script itself). Then dbt's freshness
+    and psql, as processes, on what it built."""
     state = Path(tempfile.mkdtemp(prefix="pmcost-build-test-"))
     state.chmod(0o755)
     env = {key: value for key, value in database.env().items() if not key.startswith("PG")}
@@ -98,9 +101,8 @@ def test_build_command_end_to_end_twice(database: Database) -> None:
     env.pop("DBT_PROFILES_DIR")
     try:
         for _ in range(2):
-            result = subprocess.run(
+            result = pmcost_in_process(
                 [
-                    str(BIN / "pmcost"),
                     "build",
                     "--tenants",
                     "50",
@@ -112,11 +114,7 @@ def test_build_command_end_to_end_twice(database: Database) -> None:
                     "--history-days",
                     "14",
                 ],
-                env=env,
-                cwd=PROJECT,
-                capture_output=True,
-                text=True,
-                check=False,
+                env,
             )
             assert result.returncode == 0, result.stdout[-4000:] + result.stderr
             assert "connection string : postgresql://pmcost@127.0.0.1:" in result.stdout

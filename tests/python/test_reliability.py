@@ -15,6 +15,9 @@ test_sigterm_to_refresh_stops_dbt_keeps_the_lock_until_then_publishes_nothing).
 
 from __future__ import annotations
 
+import subprocess
+import time
+
 import psycopg
 import pytest
 
@@ -37,7 +40,7 @@ ASSERTED_HERE = (
 class SuiteBench(bench.Bench):
     """The reliability run's bench on a copy of the suite's built database (demo data,
     pre-hook, published marts) instead of a throwaway server of its own: the same `pmcost`
-    command line, on the session's server with its kept parse state."""
+    command lines, on the session's server with its kept parse state."""
 
     def __init__(self, database: Database) -> None:  # no server to start
         self.database, self.state, self.as_of = database, database.work_dir, ANCHOR
@@ -52,6 +55,16 @@ class SuiteBench(bench.Bench):
 
     def env(self) -> dict[str, str]:
         return self.database.env()
+
+    def pmcost(
+        self, *args: str, check: bool = True
+    ) -> tuple[float, subprocess.CompletedProcess[str]]:
+        """A refresh the steps wait for, in this process as the suite's other refreshes run
+        (Database.pmcost); the ones they kill or cut off stay processes of their own
+        (bench._refresh_reaching)."""
+        started = time.perf_counter()
+        result = self.database.pmcost(*args, check=check)
+        return time.perf_counter() - started, result
 
 
 def test_chaos_run_at_small_scale(built: Database) -> None:
