@@ -55,21 +55,39 @@ BUILD_VARS: dict[str, object] = {"app_schema": "public", "publish_stage": "candi
 PUBLISHED_VARS: dict[str, object] = {**BUILD_VARS, "publish_stage": "published"}  # and to docs
 
 
-# the longest tests (a minute or more on two cores), handed out first: xdist deals the first
-# tests round-robin, and one of these started last kept a worker busy alone at the end
+# the longest tests (a minute or so each on two cores), longest first: each worker starts on
+# its share of them, so that none is left running one alone at the end
 LONGEST_FIRST = (
     "test_two_analysts_and_the_refresh_at_once_then_every_dev_command",
-    "test_chaos_run_at_small_scale",
-    "test_build_command_end_to_end_twice",
     "test_daily_refresh_through_dagster",
+    "test_build_command_end_to_end_twice",
     "test_sqlfluff_is_clean",
-    "test_a_successful_refresh_switches_every_table_and_keeps_the_build_results",
     "test_grants_and_rls_hold_through_rebuilds",
+    "test_chaos_run_at_small_scale",
+    "test_a_successful_refresh_switches_every_table_and_keeps_the_build_results",
 )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: 0 if item.name in LONGEST_FIRST else 1)
+    """xdist's work-stealing schedule hands each worker a contiguous share of the collection
+    (then moves tests from the end of the longest queue to an idle worker): the longest
+    tests go to the head of each share, dealt in turn, so that every worker starts on them."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    longest = sorted(
+        (item for item in items if item.name in LONGEST_FIRST),
+        key=lambda item: LONGEST_FIRST.index(item.name),
+    )
+    rest = [item for item in items if item.name not in LONGEST_FIRST]
+    shares: list[list[pytest.Item]] = [longest[worker::workers] for worker in range(workers)]
+    # the shares' sizes as the schedule cuts them (pending // workers left, in turn)
+    remaining = len(items)
+    for worker, share in enumerate(shares):
+        size = remaining // (workers - worker)
+        remaining -= size
+        taken = max(size - len(share), 0)
+        share.extend(rest[:taken])
+        del rest[:taken]
+    items[:] = [item for share in shares for item in share] + rest
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
