@@ -179,7 +179,8 @@ def on_a_thread_of_its_own(call: Callable[[], Result]) -> Result:
         except BaseException as error:  # handed to the caller, as if it ran there
             outcome["error"] = error
 
-    thread = threading.Thread(target=run, name="dbt-invocation")
+    # a daemon: an interrupted pytest (Ctrl-C) does not wait for dbt to finish
+    thread = threading.Thread(target=run, name="dbt-invocation", daemon=True)
     thread.start()
     thread.join()
     if "error" in outcome:
