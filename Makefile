@@ -32,12 +32,21 @@ build: $(INSTALLED)
 	$(BIN)/pmcost build
 
 ## test: ruff, then pytest (unit, integration on a throwaway embedded server, dbt build, sqlfluff)
-## The browser for the docs-site check installs beside the venv, in parallel.
+## The browser for the docs-site check installs in the background, beside the venv and the
+## first tests; the tests that drive it wait for its exit status in $(BROWSER_STATUS)
+## (tests/python/test_docs_site.py), and a failed install fails `make test`.
+BROWSER_STATUS := .browser-status
 test:
-	$(MAKE) --no-print-directory -j2 browser $(WITH_DAGSTER)
-	$(BIN)/ruff check pmcost benchmarks tests/python
-	$(BIN)/ruff format --check pmcost benchmarks tests/python
-	$(BIN)/python -m pytest
+	@rm -f $(BROWSER_STATUS)
+	@{ $(MAKE) --no-print-directory browser; echo $$? > $(BROWSER_STATUS); } & \
+	$(MAKE) --no-print-directory $(WITH_DAGSTER) \
+	&& $(BIN)/ruff check pmcost benchmarks tests/python \
+	&& $(BIN)/ruff format --check pmcost benchmarks tests/python \
+	&& PMCOST_BROWSER_STATUS="$(CURDIR)/$(BROWSER_STATUS)" $(BIN)/python -m pytest; \
+	status=$$?; wait; \
+	if [ "$$(cat $(BROWSER_STATUS) 2>/dev/null)" != 0 ]; then \
+		echo "make test: \`make browser\` failed (its output is above)" >&2; exit 1; fi; \
+	exit $$status
 
 ## browser: Chromium for the docs-site check (Debian's package, installed once; needs root)
 browser:

@@ -7,6 +7,7 @@ saved under target/ for a human to look at.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -51,8 +52,21 @@ LINEAGE_PATH = [
 ]
 
 
-def _chromium() -> str:
-    """The browser `make browser` installs (`make test` runs it first)."""
+# how long a test waits for `make browser`, which `make test` runs beside the first tests
+BROWSER_WAIT_SECONDS = 900
+
+
+def chromium() -> str:
+    """The browser `make browser` installs. Under `make test` it installs in the background
+    while the first tests run, and $PMCOST_BROWSER_STATUS names the file its exit status is
+    written to: wait for that file first."""
+    status = os.environ.get("PMCOST_BROWSER_STATUS")
+    if status:
+        deadline = time.monotonic() + BROWSER_WAIT_SECONDS
+        while not Path(status).is_file() and time.monotonic() < deadline:
+            time.sleep(1)
+        assert Path(status).is_file(), f"`make browser` took over {BROWSER_WAIT_SECONDS} s"
+        assert Path(status).read_text().strip() in ("", "0"), "`make browser` failed"
     found = shutil.which("chromium")
     assert found, "chromium is not installed: run `make browser` (Debian's package, as root)"
     return found
@@ -95,9 +109,9 @@ def docs_url(published_docs: Database) -> Iterator[str]:
         serving.wait(timeout=30)
 
 
-def _render(chromium: str, url: str, profile: Path, *extra: str) -> str:
+def _render(browser: str, url: str, profile: Path, *extra: str) -> str:
     result = subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url],
+        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url],
         capture_output=True,
         text=True,
         timeout=120,
@@ -115,20 +129,20 @@ def _depends_on(dom: str) -> set[str]:
 
 
 def test_lineage_path_source_to_dashboard(docs_url: str, tmp_path: Path) -> None:
-    chromium = _chromium()
+    browser = chromium()
     for page, parent in LINEAGE_PATH:
-        dom = _render(chromium, f"{docs_url}#!/{page}", tmp_path / "profile", "--dump-dom")
+        dom = _render(browser, f"{docs_url}#!/{page}", tmp_path / "profile", "--dump-dom")
         assert parent in _depends_on(dom), page
 
 
 def test_lineage_graph_screenshot(docs_url: str, tmp_path: Path) -> None:
-    chromium = _chromium()
+    browser = chromium()
     target = PROJECT / "target"
     target.mkdir(exist_ok=True)
     shot = target / "docs-lineage.png"
     shot.unlink(missing_ok=True)
     _render(
-        chromium,
+        browser,
         f"{docs_url}#!/exposure/exposure.pmcost.executive_dashboard?g_v=1",
         tmp_path / "profile",
         "--window-size=1600,1000",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import stat
 import subprocess
 from datetime import date, timedelta
@@ -21,7 +20,7 @@ import pytest
 from pmcost import report
 
 from .conftest import ANCHOR, Database
-from .test_docs_site import CHROMIUM_FLAGS
+from .test_docs_site import CHROMIUM_FLAGS, chromium
 
 CENT = Decimal("0.01")
 FACT = "analytics.fct_tenant_economics_daily"
@@ -302,12 +301,11 @@ def test_the_refresh_writes_the_report_of_the_published_day_and_its_editions(
 
 def _opens_offline(page: Path, tmp_path: Path) -> None:
     """Headless Chromium: no console message, no request leaving the page, a drawn page."""
-    chromium = shutil.which("chromium")
-    assert chromium, "chromium is not installed: run `make browser`"
+    browser = chromium()
     netlog, shot = tmp_path / "netlog.json", tmp_path / "report.png"
     opened = subprocess.run(
         [
-            chromium,
+            browser,
             *CHROMIUM_FLAGS,
             f"--user-data-dir={tmp_path / 'profile'}",
             "--enable-logging=stderr",
