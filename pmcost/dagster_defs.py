@@ -13,7 +13,8 @@ step functions as `pmcost refresh` (pmcost.refresh), so their behaviour cannot d
    application table (`refuse_empty_sources`). Its assets are the application and Finance
    tables dbt reads, so every dbt model depends on it.
 2. the dbt project (`dagster-dbt`): `dbt build` into the candidate schema for the planned
-   days; each dbt test is an asset check of its model.
+   days, with the unit tests when the code changed since they last passed
+   (`unit_tests_to_run`); each dbt data test is an asset check of its model.
 3. `published_marts`: the guards and the switch (`pmcost.publish`), on the session that
    holds the refresh lock, then the anomaly alerts (`pmcost.alerts`).
 4. `executive_report` (last): the docs site for the published relations (and as one file)
@@ -50,7 +51,9 @@ from pmcost.refresh import (
     judge_freshness,
     plan_run,
     published_schema,
+    record_unit_tested,
     refuse_empty_sources,
+    unit_tests_to_run,
     write_reports,
 )
 from pmcost.settings import DEFAULT_APP_SCHEMA, DEFAULT_TARGET, Target, project_dir
@@ -221,10 +224,20 @@ def pmcost_dbt(
         dbt_runner.dbt_environment(target) | dbt_runner.day_environment(as_of, history_start)
     )
     variables = json.dumps(dbt_runner.dbt_vars(target))
-    invocation = dbt.cli(
-        ["build", "--vars", variables], context=context, target_path=_run_folder(context)
+    # the unit tests as `pmcost refresh` runs them: when the code changed since they passed
+    artefacts = dbt_runner.target_dir()
+    unit_tested = unit_tests_to_run(
+        refresh_lock.connection(), artefacts, target, say=context.log.info
     )
-    yield from invocation.stream()
+    skipped = [] if unit_tested else ["--exclude-resource-type", "unit_test"]
+    invocation = dbt.cli(
+        ["build", "--vars", variables, *skipped],
+        context=context,
+        target_path=_run_folder(context),
+    )
+    yield from invocation.stream()  # raises when the build fails
+    if unit_tested is not None:
+        record_unit_tested(artefacts, target.name, unit_tested)
 
 
 @dg.asset(deps=list(pmcost_dbt.keys))

@@ -375,16 +375,12 @@ def _refresh(
                     summary.guards = refused.details
                     raise
 
-            fingerprint = dbt_runner.code_fingerprint(conn.info.server_version)
-            unit_tests = all_unit_tests or _unit_tests_needed(artefacts, target, fingerprint)
-            if unit_tests:
-                summary.unit_tests = "ran"
-            else:
-                summary.unit_tests = "skipped: the code is unchanged since they last passed"
-                say(
-                    "unit tests: skipped, the project's code, dbt and PostgreSQL are unchanged "
-                    "since they last passed (--all-unit-tests runs them anyway)"
-                )
+            unit_tested = unit_tests_to_run(
+                conn, artefacts, target, all_unit_tests=all_unit_tests, say=say
+            )
+            summary.unit_tests = (
+                "ran" if unit_tested else "skipped: the code is unchanged since they last passed"
+            )
             # the executive report's imports, in this process while dbt builds in its own
             warming = threading.Thread(target=report.warm_up, name="report-warm-up", daemon=True)
             if docs:
@@ -392,12 +388,12 @@ def _refresh(
             with _step(summary, "build"):
                 build_started = time.time()
                 build_args = ["build"] + (["--full-refresh"] if full_refresh else [])
-                if not unit_tests:
+                if unit_tested is None:
                     build_args += ["--exclude-resource-type", "unit_test"]
                 code = session.run(build_args, reuse=True)
             results = _keep_run_results(artefacts, summary, since=build_started)
-            if code == 0 and unit_tests:
-                record_unit_tested(artefacts, target.name, fingerprint)
+            if code == 0 and unit_tested is not None:
+                record_unit_tested(artefacts, target.name, unit_tested)
             if code != 0:
                 failed = results.failures if results else []
                 summary.failures = failed
@@ -734,6 +730,28 @@ def _unit_tests_needed(artefacts: Path, target: Target, fingerprint: str) -> boo
     changes: a refresh runs them when the code fingerprint differs from the one they last
     passed with on this target (or none is recorded)."""
     return _unit_tested(artefacts).get(target.name) != fingerprint
+
+
+def unit_tests_to_run(
+    conn: psycopg.Connection,
+    artefacts: Path,
+    target: Target,
+    *,
+    all_unit_tests: bool = False,
+    say: ddl.Say = print,
+) -> str | None:
+    """Whether the run's build runs the unit tests: the code fingerprint to record once they
+    pass (record_unit_tested), or None when the project's code, dbt and PostgreSQL are
+    unchanged since they last passed on this target (the build then leaves them out).
+    `pmcost refresh` and the Dagster job both decide it here."""
+    fingerprint = dbt_runner.code_fingerprint(conn.info.server_version)
+    if all_unit_tests or _unit_tests_needed(artefacts, target, fingerprint):
+        return fingerprint
+    say(
+        "unit tests: skipped, the project's code, dbt and PostgreSQL are unchanged "
+        "since they last passed (--all-unit-tests runs them anyway)"
+    )
+    return None
 
 
 def record_unit_tested(artefacts: Path, target_name: str, fingerprint: str) -> None:

@@ -64,6 +64,13 @@ def test_daily_refresh_through_dagster(built: Database, monkeypatch: pytest.Monk
 
     result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), tags=tags)
     assert result.success
+    # the unit tests as `pmcost refresh` runs them: this code's passed before (the folder's
+    # record), so the build left them out
+    build = json.loads(
+        (dbt_runner.target_dir() / "dagster" / result.run_id / "run_results.json").read_text()
+    )
+    kinds = {entry["unique_id"].split(".")[0] for entry in build["results"]}
+    assert "model" in kinds and "unit_test" not in kinds, kinds
     assert _steps_started(result) == [
         "application_tables",
         "pmcost_dbt",
