@@ -46,6 +46,7 @@ from pmcost import dbt as dbt_runner
 from pmcost.errors import BusyError, PmcostError
 from pmcost.refresh import (
     REFRESH_LOCK,
+    WITHOUT_UNIT_TESTS,
     apply_pre_hook,
     generate_docs,
     judge_freshness,
@@ -229,7 +230,7 @@ def pmcost_dbt(
     unit_tested = unit_tests_to_run(
         refresh_lock.connection(), artefacts, target, say=context.log.info
     )
-    skipped = [] if unit_tested else ["--exclude-resource-type", "unit_test"]
+    skipped = WITHOUT_UNIT_TESTS if unit_tested is None else ()
     invocation = dbt.cli(
         ["build", "--vars", variables, *skipped],
         context=context,

@@ -33,6 +33,8 @@ from pmcost.signals import SignalGuard
 
 # the code fingerprint whose unit tests last passed, per target (pmcost.dbt.code_fingerprint)
 UNIT_TESTED_FILE = "unit_tested.json"
+# what a build adds when unit_tests_to_run leaves the unit tests out
+WITHOUT_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
 # production's state for slim CI, under the target folder (keep_production_state)
 PRODUCTION_STATE = "production"
 REFRESH_LOCK = (1886221, 2)  # (pmcost, refresh); see pmcost.ddl.ADVISORY_LOCK
@@ -389,7 +391,7 @@ def _refresh(
                 build_started = time.time()
                 build_args = ["build"] + (["--full-refresh"] if full_refresh else [])
                 if unit_tested is None:
-                    build_args += ["--exclude-resource-type", "unit_test"]
+                    build_args += WITHOUT_UNIT_TESTS
                 code = session.run(build_args, reuse=True)
             results = _keep_run_results(artefacts, summary, since=build_started)
             if code == 0 and unit_tested is not None:

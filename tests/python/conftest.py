@@ -42,7 +42,7 @@ from pmcost import cli, ddl, demo_data, demo_finance, finance, publish
 from pmcost import dbt as dbt_runner
 from pmcost.dbt import code_fingerprint, day_environment
 from pmcost.dbt_worker import Worker, exit_code, parse_args
-from pmcost.refresh import record_unit_tested
+from pmcost.refresh import WITHOUT_UNIT_TESTS, record_unit_tested
 from pmcost.server import EmbeddedServer, ServerInfo, embedded_threads
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -525,7 +525,7 @@ class Database:
     ) -> subprocess.CompletedProcess[str]:
         """`dbt build` (into the candidate schema), then publish: what readers see after it.
         Unit tests read only their fixtures, not the database: left out unless asked."""
-        skipped = [] if unit_tests else ["--exclude-resource-type", "unit_test"]
+        skipped = () if unit_tests else WITHOUT_UNIT_TESTS
         result = self.dbt(
             "build",
             *args,

@@ -14,9 +14,6 @@ import pytest
 
 from .conftest import ANCHOR, Database, project_copy
 
-# dbt's unit tests read only their fixtures: a build about the seeds leaves them out
-NO_UNIT_TESTS = ("--exclude-resource-type", "unit_test")
-
 
 @dataclass(frozen=True)
 class Case:
@@ -315,7 +312,9 @@ def test_text_in_a_numeric_seed_column_names_the_seed(built: Database, tmp_path:
     project = project_copy(tmp_path)
     prices = project / "seeds" / "vps_price_list.csv"
     prices.write_text(prices.read_text().replace("vps-1gb,monthly,8.99,", "vps-1gb,monthly,n/a,"))
-    result = built.dbt("build", "--project-dir", str(project), *NO_UNIT_TESTS)
+    result = built.dbt(
+        "build", "--project-dir", str(project), "--exclude-resource-type", "unit_test"
+    )
     assert result.returncode != 0
     assert "vps_price_list" in result.stdout
     assert 'invalid input syntax for type numeric: "n/a"' in result.stdout
@@ -325,6 +324,8 @@ def test_price_list_row_without_a_price_is_an_error(built: Database, tmp_path: P
     project = project_copy(tmp_path)
     prices = project / "seeds" / "vps_price_list.csv"
     prices.write_text(prices.read_text().replace("vps-1gb,monthly,8.99,", "vps-1gb,monthly,,"))
-    result = built.dbt("build", "--project-dir", str(project), *NO_UNIT_TESTS)
+    result = built.dbt(
+        "build", "--project-dir", str(project), "--exclude-resource-type", "unit_test"
+    )
     assert result.returncode != 0
     assert "Failure in test price_list_row_without_price" in result.stdout
