@@ -18,7 +18,7 @@ step functions as `pmcost refresh` (pmcost.refresh), so their behaviour cannot d
 3. `published_marts`: the guards and the switch (`pmcost.publish`), on the session that
    holds the refresh lock, then the anomaly alerts (`pmcost.alerts`).
 4. `executive_report` (last): the docs site for the published relations (and as one file)
-   and the day's executive report (`generate_docs`, `write_reports`).
+   and the day's executive report, written while dbt writes the site (`generate_outputs`).
 
 Retries honour exit 75 and nothing else: "another refresh or DDL run is in progress" (what
 `pmcost refresh` exits 75 for) asks Dagster to retry the step later (RetryRequested, up to
@@ -48,14 +48,13 @@ from pmcost.refresh import (
     REFRESH_LOCK,
     WITHOUT_UNIT_TESTS,
     apply_pre_hook,
-    generate_docs,
+    generate_outputs,
     judge_freshness,
     plan_run,
     published_schema,
     record_unit_tested,
     refuse_empty_sources,
     unit_tests_to_run,
-    write_reports,
 )
 from pmcost.settings import DEFAULT_APP_SCHEMA, DEFAULT_TARGET, Target, project_dir
 
@@ -275,12 +274,11 @@ def executive_report(
     month's). Published already: a failure here fails the step, never the publish."""
     as_of, _ = refresh_lock.planned(context)
     artefacts = dbt_runner.target_dir()
-    problems = generate_docs(_target(), as_of, artefacts)
-    written, failed = write_reports(
-        refresh_lock.connection(), as_of, artefacts, say=context.log.info
+    written, problems = generate_outputs(
+        _target(), refresh_lock.connection(), as_of, artefacts, say=context.log.info
     )
-    if problems + failed:
-        raise dg.Failure("published, but " + "; ".join(problems + failed))
+    if problems:
+        raise dg.Failure("published, but " + "; ".join(problems))
     return dg.MaterializeResult(
         metadata={item["period"]: dg.MetadataValue.path(item["path"]) for item in written}
     )

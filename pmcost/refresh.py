@@ -16,7 +16,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -321,6 +321,11 @@ def _refresh(
     artefacts: Path,
     say: ddl.Say,
 ) -> None:
+    # the executive report's fixed costs (MetricFlow's import, the chart renderer), on a core
+    # that is idle while dbt starts in its own process
+    warming = threading.Thread(target=report.warm_up, name="report-warm-up", daemon=True)
+    if docs:
+        warming.start()
     # Finance's files first: a bad row is named by file and line before anything runs
     seeds.check()
     alerts.check_settings()  # and a malformed alert setting, before anything is written
@@ -383,10 +388,6 @@ def _refresh(
             summary.unit_tests = (
                 "ran" if unit_tested else "skipped: the code is unchanged since they last passed"
             )
-            # the executive report's imports, in this process while dbt builds in its own
-            warming = threading.Thread(target=report.warm_up, name="report-warm-up", daemon=True)
-            if docs:
-                warming.start()
             with _step(summary, "build"):
                 build_started = time.time()
                 build_args = ["build"] + (["--full-refresh"] if full_refresh else [])
@@ -432,12 +433,18 @@ def _refresh(
             # already: a failure here is reported (exit 6), never undone.
             problems: list[str] = []
             if docs:
-                problems += _generate_docs(session, summary, artefacts)
-                with _step(summary, "report"):
-                    warming.join()
-                    written, failed = write_reports(conn, as_of, artefacts, say)
-                    summary.reports += written
-                    problems += failed
+                _swap_partial_parse(artefacts, "docs")
+                written, problems = write_outputs(
+                    lambda args: session.run(args, extra_vars=dbt_runner.PUBLISHED_VARS),
+                    conn,
+                    as_of,
+                    artefacts,
+                    say,
+                    timed=lambda name: _step(summary, name),
+                    warming=warming,
+                )
+                _restore_run_results(artefacts)
+                summary.reports += written
             if sent.failed:
                 raise sent.failure()
             if problems:
@@ -453,8 +460,8 @@ class OutputsError(PmcostError):
 def write_reports(
     conn: psycopg.Connection, day: date, artefacts: Path, say: ddl.Say
 ) -> tuple[list[dict[str, str]], list[str]]:
-    """The executive reports of the published day (report.editions_for), and the docs site
-    as one file beside them: what was written, and the problems, if any."""
+    """The executive reports of the published day (report.editions_for): what was written,
+    and the problems, if any."""
     root = report.report_root()
     written: list[dict[str, str]] = []
     for period in report.editions_for(day):
@@ -474,55 +481,76 @@ def write_reports(
             ]
         written.append({"period": period, "path": str(done.path)})
         say(f"report: {done.path} ({done.seconds:.1f} s)")
-    lineage = report.copy_lineage(artefacts / "static_index.html", root / day.isoformat())
-    if lineage is not None:
-        written.append({"period": "lineage", "path": str(lineage)})
-        say(f"report: the docs site as one file, {lineage}")
     return written, []
 
 
 DOCS_FAILED = "`dbt docs generate` failed (see dbt's output above); run `pmcost docs` to retry"
 
 
-def _docs_commands(run: Callable[[list[str]], int], artefacts: Path) -> int:
-    """The docs step's dbt commands, each given to `run` (which adds the published vars), and
-    dbt's exit code. First a parse: manifest.json and MetricFlow's semantic_manifest.json,
-    which only a parse writes, name the published relations (`mf query` against production
-    reads them, and the one-file site embeds that manifest.json); then the site and catalog
-    (the same parse state: nothing is parsed again), without compiling every node again (the
-    build just did; `pmcost docs` shows compiled SQL too)."""
+def write_outputs(
+    run: Callable[[list[str]], int],
+    conn: psycopg.Connection,
+    day: date,
+    artefacts: Path,
+    say: ddl.Say,
+    *,
+    timed: Callable[[str], AbstractContextManager[None]] = lambda _: nullcontext(),
+    warming: threading.Thread | None = None,
+) -> tuple[list[dict[str, str]], list[str]]:
+    """What readers get beside the published tables, after a publish: the docs site, the
+    day's executive report (and the week's, the month's) and the site as one file beside it.
+    Returns what was written and the problems; published already, nothing here is undone.
+
+    `run` runs a dbt command with the published vars and returns its exit code. First a
+    parse: manifest.json and MetricFlow's semantic_manifest.json, which only a parse writes,
+    name the published relations (`mf query` against production and the reports read them;
+    kept as production's state). Then the site and catalog, without compiling every node
+    again (the build just did; `pmcost docs` shows compiled SQL too). The reports need only
+    that manifest and the published tables, so they are written on a thread of their own
+    (`timed("report")`) while dbt writes the site in its process (`timed("docs")` covers the
+    parse and the site); `warming`, the report's imports started earlier, is awaited first.
+    """
     (artefacts / "static_index.html").unlink(missing_ok=True)
-    code = run(["parse"])
-    if code == 0:
-        code = run(["docs", "generate", "--no-compile", "--static"])
-    return code
+    with timed("docs"):
+        code = run(["parse"])
+        if code == 0:
+            keep_production_state(artefacts)
+        outcome: dict[str, tuple[list[dict[str, str]], list[str]]] = {}
+
+        def reports() -> None:
+            with timed("report"):
+                if warming is not None and warming.ident is not None:
+                    warming.join()
+                outcome["reports"] = write_reports(conn, day, artefacts, say)
+
+        writer = threading.Thread(target=reports, name="reports", daemon=True)
+        writer.start()
+        try:
+            if code == 0:
+                code = run(["docs", "generate", "--no-compile", "--static"])
+        finally:
+            writer.join()  # a stopped run still leaves whole reports, or none
+    written, problems = outcome.get("reports", ([], ["the executive report failed; see above"]))
+    if code != 0:
+        problems = [DOCS_FAILED, *problems]
+    folder = report.report_root() / day.isoformat()
+    lineage = report.copy_lineage(artefacts / "static_index.html", folder)
+    if lineage is not None:
+        written.append({"period": "lineage", "path": str(lineage)})
+        say(f"report: the docs site as one file, {lineage}")
+    return written, problems
 
 
-def generate_docs(target: Target, day: date, artefacts: Path) -> list[str]:
-    """The docs step for a run with no dbt process of its own (the Dagster job, after its
-    publish): what `_generate_docs` does in a refresh, with a dbt process per command."""
+def generate_outputs(
+    target: Target, conn: psycopg.Connection, day: date, artefacts: Path, say: ddl.Say
+) -> tuple[list[dict[str, str]], list[str]]:
+    """`write_outputs` for a run with no dbt process of its own (the Dagster job, after its
+    publish): a dbt process per command."""
 
     def run(args: list[str]) -> int:
         return dbt_runner.run(args, target, as_of=day, extra_vars=dbt_runner.PUBLISHED_VARS)
 
-    if _docs_commands(run, artefacts) != 0:
-        return [DOCS_FAILED]
-    keep_production_state(artefacts)
-    return []
-
-
-def _generate_docs(session: dbt_runner.Session, summary: Summary, artefacts: Path) -> list[str]:
-    """The docs step: the site (and the same as one file, static_index.html) and
-    MetricFlow's manifest describe the published relations, what readers now see."""
-    with _step(summary, "docs"):
-        _swap_partial_parse(artefacts, "docs")
-        code = _docs_commands(
-            lambda args: session.run(args, extra_vars=dbt_runner.PUBLISHED_VARS), artefacts
-        )
-        _restore_run_results(artefacts)
-        if code == 0:
-            keep_production_state(artefacts)
-    return [] if code == 0 else [DOCS_FAILED]
+    return write_outputs(run, conn, day, artefacts, say)
 
 
 # -- the refresh's steps, shared with the Dagster job (pmcost/dagster_defs.py) --------------
