@@ -321,11 +321,6 @@ def _refresh(
     artefacts: Path,
     say: ddl.Say,
 ) -> None:
-    # the executive report's fixed costs (MetricFlow's import, the chart renderer), on a core
-    # that is idle while dbt starts in its own process
-    warming = threading.Thread(target=report.warm_up, name="report-warm-up", daemon=True)
-    if docs:
-        warming.start()
     # Finance's files first: a bad row is named by file and line before anything runs
     seeds.check()
     alerts.check_settings()  # and a malformed alert setting, before anything is written
@@ -347,6 +342,11 @@ def _refresh(
             )
             summary.as_of_date = as_of.isoformat()
             summary.history_start = history_start.isoformat() if history_start else None
+            # the executive report's fixed costs (MetricFlow's import, the chart renderer), on
+            # the core that is idle while dbt starts in its own process
+            warming = threading.Thread(target=report.warm_up, name="report-warm-up", daemon=True)
+            if docs:
+                warming.start()
             # one dbt process for the refresh's dbt steps; it exits before the lock is let go
             session = held.enter_context(
                 dbt_runner.Session(target, guard, as_of=as_of, history_start=history_start)
