@@ -20,7 +20,7 @@ import pytest
 from pmcost import seeds
 from pmcost.errors import UsageError
 from pmcost.publish import Candidate, Figures, history_breaches, kept_state, rewind_breach
-from pmcost.refresh import check_dates
+from pmcost.refresh import WITHOUT_UNIT_TESTS, check_dates
 from pmcost.settings import Target
 
 from .conftest import ANCHOR, PROJECT, Database, project_copy
@@ -204,7 +204,7 @@ def test_no_full_refresh_shrinks_the_history(built: Database) -> None:
     built.extend_history_back(lookback, first)
     before = kept(built)
     # plain dbt: the run's window would start later than the history: refused, nothing written
-    plain = built.dbt("build", "--full-refresh", "--exclude-resource-type", "unit_test")
+    plain = built.dbt("build", "--full-refresh", *WITHOUT_UNIT_TESTS)
     assert plain.returncode != 0
     assert f"its published history starts on {first}" in plain.stdout
     assert f'history_start: "{first}"' in plain.stdout and "--history-start" in plain.stdout

@@ -10,6 +10,7 @@ import pytest
 
 from pmcost import publish
 from pmcost.errors import PmcostError
+from pmcost.refresh import WITHOUT_UNIT_TESTS
 
 from .conftest import ANCHOR, Database, project_copy
 
@@ -146,7 +147,7 @@ def test_a_long_history_is_merged_at_the_publish_not_copied_into_each_build(
     oldest = _rows(history, start)
     assert oldest
     _add_day(history, DAY2)
-    history.dbt("build", "--exclude-resource-type", "unit_test", as_of=DAY2, check=True)
+    history.dbt("build", *WITHOUT_UNIT_TESTS, as_of=DAY2, check=True)
     candidate = FACT.replace("analytics.", "analytics_candidate.", 1)
     trailing = 7  # var anomaly_trailing_days
     assert history.query(f"select min(economics_date), max(economics_date) from {candidate}") == [
@@ -197,7 +198,7 @@ def test_a_long_history_is_merged_at_the_publish_not_copied_into_each_build(
     history.execute(f"alter table {FACT} drop constraint monthly_profit_is_revenue_minus_cost")
     day3 = DAY2 + timedelta(days=1)
     _add_day(history, day3)
-    history.dbt("build", "--exclude-resource-type", "unit_test", as_of=day3, check=True)
+    history.dbt("build", *WITHOUT_UNIT_TESTS, as_of=day3, check=True)
     said.clear()
     with history.connect() as conn:
         publish.publish(conn, history.target, accept_changes=True, say=said.append)

@@ -15,7 +15,7 @@ import pytest
 
 from pmcost import publish
 from pmcost.publish import kept_state
-from pmcost.refresh import UNIT_TESTED_FILE, SourceCount
+from pmcost.refresh import UNIT_TESTED_FILE, WITHOUT_UNIT_TESTS, SourceCount
 from pmcost.settings import Target
 
 from .conftest import ANCHOR, Database
@@ -63,7 +63,7 @@ def test_plain_dbt_build_never_changes_published_tables(built: Database) -> None
     before = fingerprint(built)
     built.query("update vps_instances set approximate_cost = 700 returning 1")
     # builds into analytics_candidate (dbt's unit tests, which write nothing, left out)
-    built.dbt("build", "--exclude-resource-type", "unit_test", check=True)
+    built.dbt("build", *WITHOUT_UNIT_TESTS, check=True)
     assert fingerprint(built) == before
     assert built.query("select count(*) > 0 from analytics_candidate.executive_business_summary")
     # nobody but the owner reads an unpublished candidate

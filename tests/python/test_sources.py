@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from pmcost.refresh import WITHOUT_UNIT_TESTS
+
 from .conftest import ANCHOR, Database, project_copy
 
 
@@ -203,9 +205,7 @@ def test_bad_source_is_reported(built: Database, case_name: str) -> None:
             conn.execute(statement)
     # the build of what the test reads: its upstream models and every data test on them (the
     # unit tests read fixtures, not this data: test_publication runs them)
-    result = built.dbt(
-        "build", "--select", f"+{case.test_name}", "--exclude-resource-type", "unit_test"
-    )
+    result = built.dbt("build", "--select", f"+{case.test_name}", *WITHOUT_UNIT_TESTS)
     named = _lines_naming(result.stdout, case.test_name)
     if case.fails:
         assert result.returncode != 0, result.stdout[-3000:]
@@ -236,8 +236,7 @@ def test_billing_tests_read_the_rows_the_run_reads(
         "build",
         "--select",
         "+billing_negative_emails_sent",
-        "--exclude-resource-type",
-        "unit_test",
+        *WITHOUT_UNIT_TESTS,
     )
     assert (result.returncode != 0) is fails, result.stdout[-3000:]
     assert ("Failure in test billing_negative_emails_sent" in result.stdout) is fails
@@ -249,7 +248,7 @@ def test_refunds_may_be_negative(built: Database) -> None:
             "update payments set amount = -29.00, status = 'refunded' "
             "where id = (select id from payments order by id limit 1)"
         )
-    result = built.dbt("build", "--exclude-resource-type", "unit_test")
+    result = built.dbt("build", *WITHOUT_UNIT_TESTS)
     assert result.returncode == 0, result.stdout[-3000:]
 
 
@@ -276,7 +275,7 @@ def test_changing_the_ip_constant_moves_only_defaulted_ips(built: Database, tmp_
     # models outside the selection)
     narrow = (
         *("--select", "+int_smtp_ip_cost_intervals", "--indirect-selection", "cautious"),
-        *("--exclude-resource-type", "unit_test"),
+        *WITHOUT_UNIT_TESTS,
     )
     built.dbt("build", *narrow, check=True)
     before = dict(
@@ -312,9 +311,7 @@ def test_text_in_a_numeric_seed_column_names_the_seed(built: Database, tmp_path:
     project = project_copy(tmp_path)
     prices = project / "seeds" / "vps_price_list.csv"
     prices.write_text(prices.read_text().replace("vps-1gb,monthly,8.99,", "vps-1gb,monthly,n/a,"))
-    result = built.dbt(
-        "build", "--project-dir", str(project), "--exclude-resource-type", "unit_test"
-    )
+    result = built.dbt("build", "--project-dir", str(project), *WITHOUT_UNIT_TESTS)
     assert result.returncode != 0
     assert "vps_price_list" in result.stdout
     assert 'invalid input syntax for type numeric: "n/a"' in result.stdout
@@ -324,8 +321,6 @@ def test_price_list_row_without_a_price_is_an_error(built: Database, tmp_path: P
     project = project_copy(tmp_path)
     prices = project / "seeds" / "vps_price_list.csv"
     prices.write_text(prices.read_text().replace("vps-1gb,monthly,8.99,", "vps-1gb,monthly,,"))
-    result = built.dbt(
-        "build", "--project-dir", str(project), "--exclude-resource-type", "unit_test"
-    )
+    result = built.dbt("build", "--project-dir", str(project), *WITHOUT_UNIT_TESTS)
     assert result.returncode != 0
     assert "Failure in test price_list_row_without_price" in result.stdout
