@@ -37,8 +37,9 @@ build: $(INSTALLED)
 ## (tests/python/test_docs_site.py), and a failed install fails `make test`.
 BROWSER_STATUS := .browser-status
 test:
-	@rm -f $(BROWSER_STATUS)
-	@{ $(MAKE) --no-print-directory browser; echo $$? > $(BROWSER_STATUS); } & \
+	@rm -f $(BROWSER_STATUS) $(BROWSER_STATUS).tmp
+	@{ $(MAKE) --no-print-directory browser; echo $$? > $(BROWSER_STATUS).tmp; \
+	   mv $(BROWSER_STATUS).tmp $(BROWSER_STATUS); } & \
 	$(MAKE) --no-print-directory $(WITH_DAGSTER) \
 	&& $(BIN)/ruff check pmcost benchmarks tests/python \
 	&& $(BIN)/ruff format --check pmcost benchmarks tests/python \

@@ -59,14 +59,14 @@ BROWSER_WAIT_SECONDS = 900
 def chromium() -> str:
     """The browser `make browser` installs. Under `make test` it installs in the background
     while the first tests run, and $PMCOST_BROWSER_STATUS names the file its exit status is
-    written to: wait for that file first."""
+    written to (whole: moved into place once written): wait for that file first."""
     status = os.environ.get("PMCOST_BROWSER_STATUS")
     if status:
         deadline = time.monotonic() + BROWSER_WAIT_SECONDS
         while not Path(status).is_file() and time.monotonic() < deadline:
             time.sleep(1)
         assert Path(status).is_file(), f"`make browser` took over {BROWSER_WAIT_SECONDS} s"
-        assert Path(status).read_text().strip() in ("", "0"), "`make browser` failed"
+        assert Path(status).read_text().strip() == "0", "`make browser` failed"
     found = shutil.which("chromium")
     assert found, "chromium is not installed: run `make browser` (Debian's package, as root)"
     return found
