@@ -386,7 +386,9 @@ def _refresh(
                 conn, artefacts, target, all_unit_tests=all_unit_tests, say=say
             )
             summary.unit_tests = (
-                "ran" if unit_tested else "skipped: the code is unchanged since they last passed"
+                "ran"
+                if unit_tested is not None
+                else "skipped: the code is unchanged since they last passed"
             )
             with _step(summary, "build"):
                 build_started = time.time()
