@@ -41,9 +41,12 @@ from psycopg import sql
 from pmcost import cli, ddl, demo_data, demo_finance, finance, publish
 from pmcost import dbt as dbt_runner
 from pmcost.dbt import code_fingerprint, day_environment
-from pmcost.dbt_worker import Worker, exit_code, parse_args
+from pmcost.dbt_worker import Worker, collect_garbage_less_often, exit_code, parse_args
 from pmcost.refresh import WITHOUT_UNIT_TESTS, record_unit_tested
 from pmcost.server import EmbeddedServer, ServerInfo, embedded_threads
+
+# dbt runs in this process as in a refresh's dbt worker, with the worker's collector setting
+collect_garbage_less_often()
 
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
