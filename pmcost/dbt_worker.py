@@ -104,9 +104,10 @@ def collect_garbage_less_often() -> None:
 
     A dbt command allocates a few hundred thousand short-lived objects per hundred nodes (Jinja
     contexts, events, agate tables) beside a parsed manifest that lives as long as the worker.
-    With the default threshold every 700 allocations start a collection, and every hundredth
-    one walks the whole heap, manifest included: about a tenth of a build's CPU time on the
-    demo. Collections still run, only less often, so memory stays bounded (DECISIONLOG)."""
+    With the default threshold every 700 allocations start a collection, and up to every
+    hundredth one walks the whole heap, manifest included: about a tenth of a build's CPU time
+    on the demo. Collections still run, only less often, so memory stays bounded
+    (DECISIONLOG)."""
     gc.set_threshold(YOUNG_OBJECTS_BEFORE_COLLECTION, *gc.get_threshold()[1:])
 
 
