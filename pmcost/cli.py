@@ -332,6 +332,11 @@ def _production_semantic_manifest(target: Target) -> Path:
         return kept
     print("report: parsing the project for the published relations (a refresh keeps the result)")
     with tempfile.TemporaryDirectory(prefix="pmcost-report-") as folder:
+        # from the docs step's partial-parse state (the same vars) where a refresh left one:
+        # dbt re-reads only what changed since, or parses in full if it no longer matches
+        docs_state = dbt_runner.target_dir() / "refresh" / "docs_partial_parse.msgpack"
+        if docs_state.is_file():
+            shutil.copyfile(docs_state, Path(folder) / "partial_parse.msgpack")
         code = dbt_runner.run(
             ["parse", "--target-path", folder], target, extra_vars=dbt_runner.PUBLISHED_VARS
         )
