@@ -547,12 +547,17 @@ def generate_outputs(
     target: Target, conn: psycopg.Connection, day: date, artefacts: Path, say: ddl.Say
 ) -> tuple[list[dict[str, str]], list[str]]:
     """`write_outputs` for a run with no dbt process of its own (the Dagster job, after its
-    publish): a dbt process per command."""
-
-    def run(args: list[str]) -> int:
-        return dbt_runner.run(args, target, as_of=day, extra_vars=dbt_runner.PUBLISHED_VARS)
-
-    return write_outputs(run, conn, day, artefacts, say)
+    publish): one dbt worker for its commands, as in a refresh, so dbt is imported once for
+    the parse and the site (a process per command imported it twice, about 2 s of CPU)."""
+    # no signal handlers here: the orchestrator owns them; the worker exits with its input
+    with dbt_runner.Session(target, SignalGuard(), as_of=day) as session:
+        return write_outputs(
+            lambda args: session.run(args, extra_vars=dbt_runner.PUBLISHED_VARS),
+            conn,
+            day,
+            artefacts,
+            say,
+        )
 
 
 # -- the refresh's steps, shared with the Dagster job (pmcost/dagster_defs.py) --------------
