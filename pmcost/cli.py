@@ -19,7 +19,14 @@ import psycopg
 from pmcost import db, ddl, demo_data, demo_finance, finance, logs, publish, report
 from pmcost import dbt as dbt_runner
 from pmcost.errors import PmcostError, UsageError
-from pmcost.refresh import EXIT_CODES, PRODUCTION_STATE, REFRESH_LOCK, published_schema, refresh
+from pmcost.refresh import (
+    EXIT_CODES,
+    PRODUCTION_STATE,
+    REFRESH_LOCK,
+    docs_parse_state,
+    published_schema,
+    refresh,
+)
 from pmcost.server import HOST, EmbeddedServer, free_port
 from pmcost.settings import DEFAULT_APP_SCHEMA, DEFAULT_TARGET, Target, project_dir, state_dir
 from pmcost.signals import SignalGuard
@@ -334,7 +341,7 @@ def _production_semantic_manifest(target: Target) -> Path:
     with tempfile.TemporaryDirectory(prefix="pmcost-report-") as folder:
         # from the docs step's partial-parse state (the same vars) where a refresh left one:
         # dbt re-reads only what changed since, or parses in full if it no longer matches
-        docs_state = dbt_runner.target_dir() / "refresh" / "docs_partial_parse.msgpack"
+        docs_state = docs_parse_state(dbt_runner.target_dir())
         if docs_state.is_file():
             shutil.copyfile(docs_state, Path(folder) / "partial_parse.msgpack")
         code = dbt_runner.run(

@@ -435,7 +435,7 @@ def _refresh(
             # already: a failure here is reported (exit 6), never undone.
             problems: list[str] = []
             if docs:
-                _swap_partial_parse(artefacts, "docs")
+                _swap_partial_parse(artefacts)
                 written, problems = write_outputs(
                     lambda args: session.run(args, extra_vars=dbt_runner.PUBLISHED_VARS),
                     conn,
@@ -728,6 +728,12 @@ def _freshness_results(artefacts: Path, *, since: float) -> list[tuple[str, str,
     return found
 
 
+def docs_parse_state(artefacts: Path) -> Path:
+    """Where a refresh keeps the docs step's partial-parse state (the published vars) between
+    runs: dbt's own place in target/ holds the build's."""
+    return artefacts / "refresh" / "docs_partial_parse.msgpack"
+
+
 def _kept_from_build(artefacts: Path, name: str) -> Path:
     """Where a refresh keeps the build's copy of a dbt artefact (run_results.json,
     partial_parse.msgpack), which the docs step would overwrite."""
@@ -813,11 +819,11 @@ def keep_production_state(artefacts: Path) -> None:
             (folder / f"{name}.tmp").replace(folder / name)
 
 
-def _swap_partial_parse(artefacts: Path, kind: str) -> None:
+def _swap_partial_parse(artefacts: Path) -> None:
     """Before the docs step: put the docs' own partial-parse state (kept from the last
     refresh) in place of the build's, so the docs' other vars (publish_stage) do not make dbt
     parse the whole project again each day."""
-    kept = artefacts / "refresh" / f"{kind}_partial_parse.msgpack"
+    kept = docs_parse_state(artefacts)
     current = artefacts / "partial_parse.msgpack"
     if kept.is_file():
         shutil.copyfile(kept, current)
@@ -829,8 +835,9 @@ def _restore_run_results(artefacts: Path) -> None:
     partial-parse state, so the next build skips parsing too."""
     docs_state = artefacts / "partial_parse.msgpack"
     if docs_state.is_file():
-        (artefacts / "refresh").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(docs_state, artefacts / "refresh" / "docs_partial_parse.msgpack")
+        kept = docs_parse_state(artefacts)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(docs_state, kept)
     for name in ("run_results.json", "partial_parse.msgpack"):
         kept = _kept_from_build(artefacts, name)
         if kept.is_file():

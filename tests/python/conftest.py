@@ -42,7 +42,7 @@ from pmcost import cli, ddl, demo_data, demo_finance, finance, publish
 from pmcost import dbt as dbt_runner
 from pmcost.dbt import code_fingerprint, day_environment
 from pmcost.dbt_worker import Worker, collect_garbage_less_often, exit_code, parse_args
-from pmcost.refresh import WITHOUT_UNIT_TESTS, record_unit_tested
+from pmcost.refresh import WITHOUT_UNIT_TESTS, docs_parse_state, record_unit_tested
 from pmcost.server import EmbeddedServer, ServerInfo, embedded_threads
 
 # dbt runs in this process as in a refresh's dbt worker, with the worker's collector setting
@@ -430,7 +430,7 @@ class Database:
         """Where a `pmcost refresh` keeps dbt's partial-parse state for its build and docs."""
         return (
             (BUILD_VARS, self.target / "partial_parse.msgpack"),
-            (PUBLISHED_VARS, self.target / "refresh" / "docs_partial_parse.msgpack"),
+            (PUBLISHED_VARS, docs_parse_state(self.target)),
         )
 
     def seed_parse_states(self) -> None:
