@@ -243,32 +243,6 @@ def test_backfill_twice_gives_identical_rows(history: Database) -> None:
     assert any(row[11] > 0 for row in first)  # emails_sent_last_30_days: the window counted
 
 
-def test_price_change_moves_day_two_not_day_one(history: Database) -> None:
-    pro_tenants = history.query(
-        "select count(*) from analytics.executive_business_summary where plan_name = 'Pro'"
-    )
-    assert pro_tenants[0][0] > 0
-    day1 = history.query(
-        f"select sum(monthly_subscription_revenue) from {FACT} where economics_date = %s", (DAY1,)
-    )[0][0]
-    history.query(
-        "update plans set price_monthly = price_monthly + 100 where name = 'Pro' returning 1"
-    )
-    history.build(as_of=DAY2)
-    after_day1 = history.query(
-        f"select sum(monthly_subscription_revenue) from {FACT} where economics_date = %s", (DAY1,)
-    )[0][0]
-    day2 = history.query(
-        f"select sum(monthly_subscription_revenue) from {FACT} where economics_date = %s", (DAY2,)
-    )[0][0]
-    assert after_day1 == day1  # recomputed (inside the lookback) with the day-1 price
-    pro_subscriptions = history.query(
-        "select count(*) from subscriptions as s join plans as p on p.id = s.plan_id "
-        "where lower(trim(s.status)) = 'active' and p.name = 'Pro'"
-    )[0][0]
-    assert day2 - day1 == 100 * pro_subscriptions
-
-
 def test_anomalies_flag_a_tenant_whose_cost_jumped(history: Database) -> None:
     tenant = history.query(
         f"select tenant_id from {FACT} where economics_date = %s and total_monthly_cost > 0 "
@@ -340,16 +314,25 @@ def test_pmcost_dbt_takes_a_history_start_as_refresh_does(history: Database) -> 
     assert days == [(start, 7)]
 
 
-def test_price_list_edit_moves_day_two_cost_not_day_one(history: Database, tmp_path: Path) -> None:
-    """Finance edits a price list row in place (seed CSV) after day 1: the snapshot keeps the
-    old price for day 1, which the day-2 run recomputes inside its lookback."""
+def test_price_edits_move_day_two_not_day_one(history: Database, tmp_path: Path) -> None:
+    """After day 1, the application raises a plan's price and Finance edits the price list
+    in place (seed CSV). The snapshots keep the old prices for day 1, which the day-2 run
+    recomputes inside its lookback: day 1's revenue and cost stay, day 2's move by the edits.
+    (One day-2 run for both: revenue and infrastructure cost are separate columns.)"""
 
-    def infrastructure(day: date) -> object:
-        return history.query(
-            f"select sum(infrastructure_cost) from {FACT} where economics_date = %s", (day,)
-        )[0][0]
+    def total(column: str, day: date) -> object:
+        statement = f"select sum({column}) from {FACT} where economics_date = %s"
+        return history.query(statement, (day,))[0][0]
 
-    day1 = infrastructure(DAY1)
+    pro_tenants = history.query(
+        "select count(*) from analytics.executive_business_summary where plan_name = 'Pro'"
+    )
+    assert pro_tenants[0][0] > 0
+    revenue1 = total("monthly_subscription_revenue", DAY1)
+    infrastructure1 = total("infrastructure_cost", DAY1)
+    history.query(
+        "update plans set price_monthly = price_monthly + 100 where name = 'Pro' returning 1"
+    )
     project = project_copy(tmp_path)
     prices = project / "seeds" / "vps_price_list.csv"
     rows = prices.read_text().splitlines()
@@ -361,8 +344,15 @@ def test_price_list_edit_moves_day_two_cost_not_day_one(history: Database, tmp_p
     ]
     prices.write_text("\n".join(edited) + "\n")
     history.build("--project-dir", str(project), as_of=DAY2)
-    assert infrastructure(DAY1) == day1
-    assert infrastructure(DAY2) > day1
+
+    assert total("monthly_subscription_revenue", DAY1) == revenue1
+    assert total("infrastructure_cost", DAY1) == infrastructure1
+    pro_subscriptions = history.query(
+        "select count(*) from subscriptions as s join plans as p on p.id = s.plan_id "
+        "where lower(trim(s.status)) = 'active' and p.name = 'Pro'"
+    )[0][0]
+    assert total("monthly_subscription_revenue", DAY2) - revenue1 == 100 * pro_subscriptions
+    assert total("infrastructure_cost", DAY2) > infrastructure1
 
 
 def test_the_carried_history_is_created_with_autovacuum_off(history: Database) -> None:
