@@ -216,6 +216,13 @@ def plan_days(
     return as_of, history_start
 
 
+# The per-run records a folder keeps: every run of the last RUN_RECORD_DAYS days, and never
+# fewer than the RUN_RECORDS_KEPT newest whatever their age (a daily schedule leaves one a day,
+# about 40 KB each; without a limit they accumulate for as long as the deployment lives).
+RUN_RECORD_DAYS = 90
+RUN_RECORDS_KEPT = 100
+
+
 def write_summary(summary: Summary, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = summary.started_at.replace(":", "").replace("+0000", "Z").replace("+00:00", "Z")
@@ -223,7 +230,26 @@ def write_summary(summary: Summary, folder: Path) -> Path:
     text = json.dumps(asdict(summary), indent=2, default=str) + "\n"
     path.write_text(text)
     (folder / "last.json").write_text(text)
+    prune_run_records(folder, datetime.fromisoformat(summary.started_at))
     return path
+
+
+def prune_run_records(folder: Path, now: datetime) -> list[Path]:
+    """Remove the per-run records (`<start>-<outcome>.json`) older than RUN_RECORD_DAYS,
+    keeping the RUN_RECORDS_KEPT newest in any case; last.json and any other file stay."""
+    records: list[tuple[datetime, Path]] = []
+    for path in folder.glob("*-*.json"):
+        try:
+            started = datetime.strptime(path.name.rsplit("-", 1)[0], "%Y-%m-%dT%H%M%SZ")
+        except ValueError:
+            continue  # not a run record (its name does not start with a UTC start time)
+        records.append((started.replace(tzinfo=UTC), path))
+    records.sort(reverse=True)
+    oldest_kept = now - timedelta(days=RUN_RECORD_DAYS)
+    removed = [path for started, path in records[RUN_RECORDS_KEPT:] if started < oldest_kept]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def refresh(

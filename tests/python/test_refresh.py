@@ -8,10 +8,12 @@ import shutil
 import stat
 import subprocess
 import tempfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from pmcost import refresh
 from pmcost.dbt import code_fingerprint
 
 from .conftest import ANCHOR, BIN, PROJECT, Database, pmcost_in_process, project_copy
@@ -196,3 +198,43 @@ def test_the_code_fingerprint_follows_the_project_code_only(
     assert changed != first
     (project / "macros" / "scratch.sql").write_text("{% macro scratch() %}{% endmacro %}")
     assert code_fingerprint(180000) != changed
+
+
+def test_run_records_are_kept_for_90_days_and_never_fewer_than_the_last_100(
+    tmp_path: Path,
+) -> None:
+    """Each refresh writes one record; the oldest go once they are both past the window and
+    beyond the newest hundred. last.json and files that are not run records stay."""
+    now = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+
+    def record(started: datetime, outcome: str = "published") -> Path:
+        path = tmp_path / f"{started.strftime('%Y-%m-%dT%H%M%SZ')}-{outcome}.json"
+        path.write_text("{}\n")
+        return path
+
+    # a quiet deployment: 20 runs over a year, all kept (fewer than 100)
+    quiet = [record(now - timedelta(days=20 * day)) for day in range(20)]
+    assert refresh.prune_run_records(tmp_path, now) == []
+    assert all(path.exists() for path in quiet)
+    # a busy one: 150 more within the last two days push the year-old ones out, but only
+    # those older than 90 days; a failed run's record is a run record like any other
+    busy = [record(now - timedelta(minutes=15 * run), "failed") for run in range(1, 151)]
+    other = [tmp_path / "last.json", tmp_path / "unit_tested.json", tmp_path / "notes-1.json"]
+    for path in other:
+        path.write_text("{}\n")
+    removed = refresh.prune_run_records(tmp_path, now)
+    assert set(removed) == {path for path in quiet if path.name < "2026-09-08"}
+    assert all(path.exists() for path in busy + other)
+    assert sum(path.exists() for path in quiet) == 5  # days 0 to 80 of the quiet ones
+
+    # the refresh prunes after writing its own record
+    summary = refresh.Summary(
+        started_at=now.isoformat(timespec="seconds"),
+        as_of_date="2026-12-07",
+        history_start=None,
+        target="postgres",
+        outcome="published",
+    )
+    written = refresh.write_summary(summary, tmp_path)
+    assert written.name == "2026-12-07T060000Z-published.json" and written.exists()
+    assert json.loads((tmp_path / "last.json").read_text())["outcome"] == "published"
