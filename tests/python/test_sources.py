@@ -95,6 +95,23 @@ CASES: dict[str, Case] = {
         "subscription_of_unknown_tenant",
         fails=True,
     ),
+    # an active subscription's plan and period are what its revenue and payments are
+    # counted by: missing, they would count nothing, silently (the end is shown only)
+    "active_subscription_without_plan": Case(
+        (f"update subscriptions set plan_id = null where id = {ONE_ACTIVE_SUB}",),
+        "active_subscription_without_plan",
+        fails=True,
+    ),
+    "active_subscription_without_period_start": Case(
+        (f"update subscriptions set current_period_start = null where id = {ONE_ACTIVE_SUB}",),
+        "active_subscription_without_period_start",
+        fails=True,
+    ),
+    "active_subscription_without_period_end": Case(
+        (f"update subscriptions set current_period_end = null where id = {ONE_ACTIVE_SUB}",),
+        "active_subscription_without_period_end",
+        fails=False,
+    ),
     "subscription_of_missing_plan": Case(
         (f"update subscriptions set plan_id = gen_random_uuid() where id = {ONE_ACTIVE_SUB}",),
         "subscription_of_unknown_plan",
@@ -175,6 +192,11 @@ CASES: dict[str, Case] = {
     "negative_emails_sent": Case(
         (f"update billing_analytics set emails_sent = -5 where id = {ONE_BILLING_ROW}",),
         "billing_negative_emails_sent",
+        fails=True,
+    ),
+    "emails_sent_missing": Case(
+        (f"update billing_analytics set emails_sent = null where id = {ONE_BILLING_ROW}",),
+        "billing_emails_sent_missing",
         fails=True,
     ),
     "plan_without_price": Case(
