@@ -157,6 +157,22 @@ CASES: dict[str, Case] = {
         "payment_not_in_usd",
         fails=False,
     ),
+    "payment_without_subscription": Case(
+        (
+            "update payments set subscription_id = null "
+            "where id = (select id from payments order by id limit 1)",
+        ),
+        "payment_without_subscription",
+        fails=False,
+    ),
+    "succeeded_payment_without_period": Case(
+        (
+            "update payments set billing_period_start = null "
+            "where id = (select id from payments where status = 'succeeded' order by id limit 1)",
+        ),
+        "succeeded_payment_without_period",
+        fails=True,
+    ),
     "negative_payment_not_a_refund": Case(
         (
             "update payments set amount = -10 "
