@@ -214,6 +214,8 @@ class Session:
         self._answers: int | None = None
         self._pending = ""
         self._used = False
+        # what stopped dbt in the last command, if anything did (the worker's `error`)
+        self.error: str | None = None
 
     def __enter__(self) -> Session:
         read_end, write_end = os.pipe()
@@ -276,6 +278,7 @@ class Session:
             raise RuntimeError("Session.run() outside its with block")
         self.guard.check()
         self._used = True
+        self.error = None
         try:
             request = worker_request(self.target, args, extra_vars, reuse, results_to)
             child.stdin.write(json.dumps(request) + "\n")
@@ -298,4 +301,6 @@ class Session:
         if "\n" not in self._pending:
             return None
         line, self._pending = self._pending.split("\n", 1)
-        return int(json.loads(line)["exit_code"])
+        answer = json.loads(line)
+        self.error = answer.get("error")
+        return int(answer["exit_code"])

@@ -9,14 +9,16 @@ manifest. dbt runs as installed: nothing of dbt, its adapters or psycopg2 is rep
 prints as it always does, to the worker's stdout and stderr (the parent's own).
 
 Protocol, one JSON line each way: the parent writes {"args": [...], "reuse": KEY or null,
-"results_to": PATH or null} to stdin; the worker answers {"exit_code": N} on the file
-descriptor named by PMCOST_DBT_RESULTS_FD (0 ok, 1 a node failed, 2 dbt could not run, as
-the dbt command). With `reuse`, the manifest parsed for KEY serves the command, parsed first
-if it is not yet. With `results_to`, the command writes its results file (sources.json,
-run_results.json) there and no manifest.json: a refresh's build, which comes next, writes
-the same manifest. SIGINT stops the running command as it stops dbt (dbt cancels its
-queries) and then the worker; end of input ends the worker. `Worker` runs one request; the
-test suite runs the same code in its own process (tests/python/conftest.py, InProcessSession).
+"results_to": PATH or null} to stdin; the worker answers {"exit_code": N, "error": TEXT or
+null} on the file descriptor named by PMCOST_DBT_RESULTS_FD (0 ok, 1 a node failed, 2 dbt
+could not run, as the dbt command; `error` is the message of what stopped dbt, if anything
+did, e.g. a compilation error in an on-run-start hook). With `reuse`, the manifest parsed
+for KEY serves the command, parsed first if it is not yet. With `results_to`, the command
+writes its results file (sources.json, run_results.json) there and no manifest.json: a
+refresh's build, which comes next, writes the same manifest. SIGINT stops the running
+command as it stops dbt (dbt cancels its queries) and then the worker; end of input ends the
+worker. `Worker` runs one request; the test suite runs the same code in its own process
+(tests/python/conftest.py, InProcessSession).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import atexit
 import gc
 import json
 import os
+import re
 import sys
 from typing import Any, NoReturn
 
@@ -54,6 +57,25 @@ def exit_code(success: bool, exception: BaseException | None) -> int:
     return 1 if exception is None else 2
 
 
+def error_text(exception: BaseException | None) -> str | None:
+    """The message of what stopped dbt, on one line: dbt's heading (e.g. "Compilation Error
+    in operation pmcost-on-run-start-1 (./dbt_project.yml)") left out when a message
+    follows it, the message's lines joined with "; " (a hook's list of problems stays
+    readable, after a line ending with a colon), without the Jinja call stack dbt adds; None
+    when nothing stopped it (a failed node is in its results instead)."""
+    if exception is None or isinstance(exception, KeyboardInterrupt):
+        return None
+    lines = [line.strip() for line in str(exception).splitlines()]
+    # not dbt's Jinja call stack ("> in macro ...", "> called by ...")
+    lines = [line.lstrip("- ").strip() for line in lines if line and not line.startswith(">")]
+    if len(lines) > 1 and re.fullmatch(r"[A-Za-z ]*Error( in .*)?", lines[0]):
+        lines = lines[1:]
+    text = ""
+    for line in lines:
+        text += ("" if not text else " " if text.endswith(":") else "; ") + line
+    return text or type(exception).__name__
+
+
 class Worker:
     """Runs one request of the protocol (module docstring) and returns dbt's exit code; the
     manifests parsed for `reuse` keys are kept for the worker's later requests. The worker
@@ -61,18 +83,21 @@ class Worker:
 
     def __init__(self) -> None:
         self.manifests: dict[str, Any] = {}  # dbt's Manifest per reuse key
+        self.error: str | None = None  # what stopped the last request's dbt, if anything
 
     def run(self, request: dict[str, Any]) -> int:
         from dbt.cli.exceptions import DbtUsageException
         from dbt.cli.main import dbtRunner
         from dbt.contracts.graph.manifest import Manifest
 
+        self.error = None
         args: list[str] = list(request["args"])
         key = request.get("reuse")
         manifest = self.manifests.get(key) if key else None
         if key and manifest is None:
             parsed = self.parse(args)
             if not parsed.success or not isinstance(parsed.result, Manifest):
+                self.error = error_text(parsed.exception)
                 return exit_code(parsed.success, parsed.exception) or 2
             manifest = self.manifests[key] = parsed.result
         results_to = request.get("results_to")
@@ -84,6 +109,7 @@ class Worker:
         if isinstance(outcome.exception, DbtUsageException):
             # the dbt command prints its usage errors itself; dbtRunner returns them
             print(f"dbt: {outcome.exception}", file=sys.stderr, flush=True)
+        self.error = error_text(outcome.exception)
         return exit_code(outcome.success, outcome.exception)
 
     def parse(self, args: list[str]) -> Any:
@@ -118,7 +144,7 @@ def serve() -> int:
     try:
         for line in sys.stdin:
             code = worker.run(json.loads(line))
-            answers.write(json.dumps({"exit_code": code}) + "\n")
+            answers.write(json.dumps({"exit_code": code, "error": worker.error}) + "\n")
             if code == 130:
                 return 130
     except KeyboardInterrupt:

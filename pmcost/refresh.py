@@ -694,17 +694,26 @@ def check_freshness(
     started = time.time()
     # its manifest.json would be written again by the build: only sources.json is written
     code = session.run(["source", "freshness"], reuse=True, results_to=artefacts / "sources.json")
-    judge_freshness(code, artefacts, since=started, summary=summary, say=say)
+    judge_freshness(
+        code, artefacts, since=started, summary=summary, say=say, dbt_error=session.error
+    )
 
 
 def judge_freshness(
-    code: int, artefacts: Path, *, since: float, summary: Summary | None, say: ddl.Say
+    code: int,
+    artefacts: Path,
+    *,
+    since: float,
+    summary: Summary | None,
+    say: ddl.Say,
+    dbt_error: str | None = None,
 ) -> None:
     """A refresh step, shared with the Dagster job: the sources.json that `dbt source
     freshness` (exit `code`) wrote into `artefacts` since `since`. A source past its
     warn_after is reported and the refresh goes on; past its error_after (or unreadable) it
     stops the refresh before anything is written. Each source's policy is in
-    models/staging/*/_*__sources.yml and docs/publishing.md, "Freshness"."""
+    models/staging/*/_*__sources.yml and docs/publishing.md, "Freshness". `dbt_error`, what
+    stopped dbt before it judged any source (the dbt worker's), is repeated in the error."""
     results = _freshness_results(artefacts, since=since)
     if summary is not None:
         summary.freshness = {name: status for name, status, _ in results}
@@ -713,9 +722,14 @@ def judge_freshness(
             say(f"source freshness: WARNING {name} {detail}; the refresh goes on")
     stopped = [(name, detail) for name, status, detail in results if status not in ("pass", "warn")]
     if code != 0 and not stopped:
+        why = (
+            f": {dbt_error}"
+            if dbt_error
+            else " (a missing source table or column is named in dbt's output above)"
+        )
         raise PmcostError(
-            "`dbt source freshness` failed before judging any source (a missing source table "
-            "or column is named in dbt's output above); nothing was built or published"
+            f"`dbt source freshness` failed before judging any source{why}; nothing was "
+            "built or published"
         )
     if stopped:
         shown = "; ".join(f"{name} {detail}" for name, detail in stopped)

@@ -329,7 +329,9 @@ class InProcessSession(dbt_runner.Session):
         self.guard.check()
         request = dbt_runner.worker_request(self.target, args, extra_vars, reuse, results_to)
         with environment(self.env, dbt_runner.project_dir()):
-            return on_a_thread_of_its_own(lambda: self.worker.run(request))
+            code = on_a_thread_of_its_own(lambda: self.worker.run(request))
+        self.error = self.worker.error
+        return code
 
 
 def pmcost_in_process(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -75,7 +75,7 @@ def test_the_worker_and_the_package_leave_dbt_as_installed(
     monkeypatch.chdir(PROJECT)
     assert dbt_worker.serve() == 0
     with os.fdopen(read_fd) as answers:
-        assert json.loads(answers.readline()) == {"exit_code": 0}
+        assert json.loads(answers.readline()) == {"exit_code": 0, "error": None}
     after = _classes_and_functions()
     replaced = sorted(
         name for name, value in after.items() if before.get(name) is not value and _ours(value)
@@ -93,6 +93,25 @@ def test_a_commands_parse_keeps_only_the_options_that_shape_it() -> None:
         "--vars",
         "{}",
     ]
+
+
+def test_what_stopped_dbt_is_one_line_without_its_heading() -> None:
+    """The worker's `error`: a hook's problems, as pmcost repeats them in its own error."""
+    from dbt_common.exceptions import CompilationError
+
+    stopped = CompilationError(
+        "The sources are not ready:\n    - source table public.plans is missing: load it\n"
+        "    - source column public.payments.paid_at is missing\n\n"
+        "    > in macro assert_sources_ready (macros/assert_sources_ready.sql)\n"
+        "    > called by operation pmcost-on-run-start-1 (./dbt_project.yml)"
+    )
+    text = dbt_worker.error_text(stopped)
+    assert text == (
+        "The sources are not ready: source table public.plans is missing: load it; "
+        "source column public.payments.paid_at is missing"
+    )
+    assert dbt_worker.error_text(None) is None
+    assert dbt_worker.error_text(KeyboardInterrupt()) is None
 
 
 def test_exit_codes_are_the_dbt_commands() -> None:

@@ -75,6 +75,15 @@ def test_missing_source_table_and_column_are_named(database: Database) -> None:
     assert result.returncode != 0
     assert "source table public.billing_analytics is missing" in result.stdout
     assert "source column public.payments.currency is missing" in result.stdout
+    # a refresh stops at its first dbt step, and its own error line (what a scheduler keeps
+    # of stderr) names them too
+    refreshed = database.pmcost("refresh", "--target", "postgres", "--as-of", ANCHOR.isoformat())
+    assert refreshed.returncode == 1
+    error = refreshed.stderr.strip().splitlines()[-1]
+    assert error.startswith("pmcost: error: `dbt source freshness` failed before judging")
+    assert "source table public.billing_analytics is missing" in error
+    assert "source column public.payments.currency is missing" in error
+    assert "nothing was built or published" in error and "> in macro" not in error
 
 
 def test_bad_as_of_var_is_named_with_the_fix(database: Database) -> None:
