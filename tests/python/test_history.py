@@ -217,9 +217,10 @@ def test_a_long_history_is_merged_at_the_publish_not_copied_into_each_build(
 
 
 def test_late_rows_inside_the_lookback_count_outside_do_not(history: Database) -> None:
-    inside, outside = DAY1, DAY2 - timedelta(days=5)
-    # backfill up to day 2 from the older day once, so both days exist in the fact
-    _run_fact(history, DAY2, outside)
+    # both days are in the published fact already (the daily run of DAY1 wrote DAY1 - 3 to
+    # DAY1); a daily run of DAY2 recomputes DAY2 - 3 to DAY2, so DAY1 - 3 is outside it
+    inside, outside = DAY1, DAY2 - timedelta(days=4)
+    assert history.query(f"select min(economics_date) from {FACT}") == [(outside,)]
     before_inside, before_outside = _emails(history, inside), _emails(history, outside)
     _add_day(history, inside, emails=5000)
     _add_day(history, outside, emails=7000)
