@@ -171,7 +171,7 @@ CASES: dict[str, Case] = {
             "where id = (select id from payments where status = 'succeeded' order by id limit 1)",
         ),
         "succeeded_payment_without_period",
-        fails=True,
+        fails=False,
     ),
     "negative_payment_not_a_refund": Case(
         (
