@@ -221,16 +221,18 @@ def plan_days(
 # about 40 KB each; without a limit they accumulate for as long as the deployment lives).
 RUN_RECORD_DAYS = 90
 RUN_RECORDS_KEPT = 100
+# a run record's name: its UTC start, then its outcome (`<start>-<outcome>.json`)
+RUN_RECORD_STAMP = "%Y-%m-%dT%H%M%SZ"
 
 
 def write_summary(summary: Summary, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = summary.started_at.replace(":", "").replace("+0000", "Z").replace("+00:00", "Z")
-    path = folder / f"{stamp}-{summary.outcome}.json"
+    started = datetime.fromisoformat(summary.started_at).astimezone(UTC)
+    path = folder / f"{started.strftime(RUN_RECORD_STAMP)}-{summary.outcome}.json"
     text = json.dumps(asdict(summary), indent=2, default=str) + "\n"
     path.write_text(text)
     (folder / "last.json").write_text(text)
-    prune_run_records(folder, datetime.fromisoformat(summary.started_at))
+    prune_run_records(folder, started)
     return path
 
 
@@ -240,7 +242,7 @@ def prune_run_records(folder: Path, now: datetime) -> list[Path]:
     records: list[tuple[datetime, Path]] = []
     for path in folder.glob("*-*.json"):
         try:
-            started = datetime.strptime(path.name.rsplit("-", 1)[0], "%Y-%m-%dT%H%M%SZ")
+            started = datetime.strptime(path.name.rsplit("-", 1)[0], RUN_RECORD_STAMP)
         except ValueError:
             continue  # not a run record (its name does not start with a UTC start time)
         records.append((started.replace(tzinfo=UTC), path))

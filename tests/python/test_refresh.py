@@ -217,7 +217,7 @@ def test_run_records_are_kept_for_90_days_and_never_fewer_than_the_last_100(
     now = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
 
     def record(started: datetime, outcome: str = "published") -> Path:
-        path = tmp_path / f"{started.strftime('%Y-%m-%dT%H%M%SZ')}-{outcome}.json"
+        path = tmp_path / f"{started.strftime(refresh.RUN_RECORD_STAMP)}-{outcome}.json"
         path.write_text("{}\n")
         return path
 
