@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 WITH_DAGSTER := $(VENV)/.installed-dagster
 
-.PHONY: build test browser lint bench docs clean
+.PHONY: build test browser server-user lint bench docs clean
 
 # The installer: uv (pinned, from PyPI, into the venv) resolves and downloads in parallel, about
 # 5 s for what pip takes 40 s; the versions come from requirements.lock either way. Where uv
@@ -36,7 +36,7 @@ build: $(INSTALLED)
 ## first tests; the tests that drive it wait for its exit status in $(BROWSER_STATUS)
 ## (tests/python/test_docs_site.py), and a failed install fails `make test`.
 BROWSER_STATUS := .browser-status
-test:
+test: server-user
 	@rm -f $(BROWSER_STATUS) $(BROWSER_STATUS).tmp
 	@{ $(MAKE) --no-print-directory browser; echo $$? > $(BROWSER_STATUS).tmp; \
 	   mv $(BROWSER_STATUS).tmp $(BROWSER_STATUS); } & \
@@ -48,6 +48,15 @@ test:
 	if [ "$$(cat $(BROWSER_STATUS) 2>/dev/null)" != 0 ]; then \
 		echo "make test: \`make browser\` failed (its output is above)" >&2; exit 1; fi; \
 	exit $$status
+
+## server-user: as root, the system user the embedded PostgreSQL runs as (SERVER_OS_USER in
+## pmcost/server.py, which creates it too), made before `make browser` starts apt: the package
+## scripts apt runs add users of their own and rewrite /etc/passwd, and a user added at the same
+## moment can vanish under a server that is starting (initdb: "could not look up effective user").
+SERVER_USER := pmcost
+server-user:
+	@if [ "$$(id -u)" = 0 ] && ! id $(SERVER_USER) >/dev/null 2>&1; then \
+		useradd --system --no-create-home --shell /usr/sbin/nologin $(SERVER_USER); fi
 
 ## browser: Chromium for the docs-site check (Debian's package, installed once; needs root)
 browser:

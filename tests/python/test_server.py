@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 
 from pmcost.errors import PmcostError, UsageError
-from pmcost.server import HOST, SCRAM_ITERATIONS, EmbeddedServer, ServerInfo
+from pmcost.server import HOST, SCRAM_ITERATIONS, SERVER_OS_USER, EmbeddedServer, ServerInfo
 
 from .conftest import BIN
 
@@ -162,3 +162,10 @@ def test_psql_and_status_never_show_the_password(server: ServerInfo, server_stat
         shown = _pmcost(server_state, *command)
         assert shown.returncode == 0, shown.stderr
         assert server.password not in shown.stdout + shown.stderr
+
+
+def test_make_creates_the_server_user_the_server_runs_as() -> None:
+    """`make test` creates the server's system user before apt runs beside the first tests."""
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    assert f"SERVER_USER := {SERVER_OS_USER}\n" in makefile
+    assert "\ntest: server-user\n" in makefile
