@@ -186,11 +186,8 @@ class EmbeddedServer:
     def _ensure_os_user(self) -> None:
         if self.os_user is None:
             return
-        try:
-            pwd.getpwnam(self.os_user)
+        if _user_exists(self.os_user):
             return
-        except KeyError:
-            pass
         useradd = shutil.which("useradd") or "/usr/sbin/useradd"
         created = subprocess.run(
             [
@@ -205,7 +202,8 @@ class EmbeddedServer:
             text=True,
             check=False,
         )
-        if created.returncode != 0:
+        if created.returncode != 0 and not _user_exists(self.os_user):
+            # (another process, e.g. a second test worker, may have just created it)
             raise PmcostError(
                 f"running as root, PostgreSQL needs a non-root user and `useradd {self.os_user}` "
                 f"failed: {created.stderr.strip()}; create that user or run pmcost as a normal user"
@@ -476,6 +474,14 @@ class EmbeddedServer:
             if not data_root.is_relative_to(self.state_dir):
                 shutil.rmtree(data_root, ignore_errors=True)
         shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def embedded_package_dir() -> Path:

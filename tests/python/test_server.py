@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from pmcost import server as server_module
 from pmcost.errors import PmcostError, UsageError
 from pmcost.server import HOST, SCRAM_ITERATIONS, SERVER_OS_USER, EmbeddedServer, ServerInfo
 
@@ -169,3 +170,24 @@ def test_make_creates_the_server_user_the_server_runs_as() -> None:
     makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
     assert f"SERVER_USER := {SERVER_OS_USER}\n" in makefile
     assert "\ntest: server-user\n" in makefile
+
+
+def test_a_server_user_created_meanwhile_by_another_process_is_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two test workers, or two `pmcost` commands, starting as root on a new machine: the one
+    whose `useradd` loses the race finds the user there and goes on; any other failure is
+    still named."""
+    server = EmbeddedServer(tmp_path)
+    server.os_user = "pmcost-test-user"
+    answers = iter([False, True])  # missing before useradd, there after it
+    monkeypatch.setattr(server_module, "_user_exists", lambda name: next(answers))
+    lost = subprocess.CompletedProcess([], 9, "", "useradd: user already exists")
+    monkeypatch.setattr(server_module.subprocess, "run", lambda *args, **kwargs: lost)
+    server._ensure_os_user()
+
+    monkeypatch.setattr(server_module, "_user_exists", lambda name: False)
+    failed = subprocess.CompletedProcess([], 1, "", "useradd: cannot lock /etc/passwd")
+    monkeypatch.setattr(server_module.subprocess, "run", lambda *args, **kwargs: failed)
+    with pytest.raises(PmcostError, match="cannot lock /etc/passwd"):
+        server._ensure_os_user()
