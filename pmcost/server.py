@@ -188,20 +188,7 @@ class EmbeddedServer:
             return
         if _user_exists(self.os_user):
             return
-        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        created = subprocess.run(
-            [
-                useradd,
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                self.os_user,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        created = _useradd(self.os_user)
         if created.returncode != 0 and not _user_exists(self.os_user):
             # (another process, e.g. a second test worker, may have just created it)
             raise PmcostError(
@@ -474,6 +461,17 @@ class EmbeddedServer:
             if not data_root.is_relative_to(self.state_dir):
                 shutil.rmtree(data_root, ignore_errors=True)
         shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def _useradd(name: str) -> subprocess.CompletedProcess[str]:
+    """Add `name` as a system user with no home and no shell."""
+    useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+    return subprocess.run(
+        [useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def _user_exists(name: str) -> bool:

@@ -183,11 +183,11 @@ def test_a_server_user_created_meanwhile_by_another_process_is_no_error(
     answers = iter([False, True])  # missing before useradd, there after it
     monkeypatch.setattr(server_module, "_user_exists", lambda name: next(answers))
     lost = subprocess.CompletedProcess([], 9, "", "useradd: user already exists")
-    monkeypatch.setattr(server_module.subprocess, "run", lambda *args, **kwargs: lost)
+    monkeypatch.setattr(server_module, "_useradd", lambda name: lost)
     server._ensure_os_user()
 
     monkeypatch.setattr(server_module, "_user_exists", lambda name: False)
     failed = subprocess.CompletedProcess([], 1, "", "useradd: cannot lock /etc/passwd")
-    monkeypatch.setattr(server_module.subprocess, "run", lambda *args, **kwargs: failed)
+    monkeypatch.setattr(server_module, "_useradd", lambda name: failed)
     with pytest.raises(PmcostError, match="cannot lock /etc/passwd"):
         server._ensure_os_user()
