@@ -6,17 +6,23 @@ deferring to production."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
-from pmcost.dbt import day_environment
+from pmcost.dbt import day_environment, project_config
 
 from .conftest import ANCHOR, BIN, PROJECT, Database, project_copy
 from .test_publication import fingerprint
 
 MART = "executive_business_summary"
+DEV_HISTORY_DAYS = int(project_config()["vars"]["dev_history_days"])
+HISTORY = (
+    "select count(distinct economics_date), min(economics_date) from {}.fct_tenant_economics_daily"
+)
 
 
 def dev_env(database: Database, user: str) -> dict[str, str]:
@@ -96,6 +102,11 @@ def test_two_analysts_and_the_refresh_at_once_then_every_dev_command(
         == published
     )
 
+    # a first development build computes weeks of daily history (var dev_history_days), as
+    # production has, for weekly metrics and the anomaly baseline
+    dev_history = [(DEV_HISTORY_DAYS + 1, ANCHOR - timedelta(days=DEV_HISTORY_DAYS))]
+    assert built.query(HISTORY.format("dbt_alice")) == dev_history
+
     # slim CI, from the artefacts the refresh left: a change to one mart is built and
     # tested with its children, in a CI schema, reading everything else from production
     _slim_ci(built, tmp_path)
@@ -120,12 +131,20 @@ def test_two_analysts_and_the_refresh_at_once_then_every_dev_command(
     manifest = json.loads((checkout / "target" / "semantic_manifest.json").read_text())
     relations = {model["node_relation"]["schema_name"] for model in manifest["semantic_models"]}
     assert relations == {"dbt_alice"}
+    # her later builds recomputed the lookback and kept the weeks before it
+    assert built.query(HISTORY.format("dbt_alice")) == dev_history
+    weekly = tmp_path / "weekly.csv"
     for command in (
-        [str(BIN / "mf"), "query", "--metrics", "revenue", "--group-by", "metric_time__day"],
+        [
+            *(str(BIN / "mf"), "query", "--metrics", "revenue"),
+            *("--group-by", "metric_time__week", "--csv", str(weekly)),
+        ],
         [str(BIN / "mf"), "validate-configs"],
     ):
         result = run(command, alice, cwd=checkout)
         assert result.returncode == 0, (command, result.stdout[-3000:] + result.stderr[-2000:])
+    with weekly.open() as handle:
+        assert len(list(csv.DictReader(handle))) >= 9  # 63 days span nine weeks or ten
     assert fingerprint(built) == production
 
 
