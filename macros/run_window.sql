@@ -8,8 +8,8 @@
     the run that wrote them left them (an incremental run deletes and inserts only its own
     days), and that run tested them; testing them again each day made the tests' time grow
     with the length of the history (46 s of the build at 100,000 tenants and 110 days).
-    The usage rows' tests (stg_app__billing_analytics) read, the same way, the rows this
-    run's 30-day email windows read. -#}
+    (The usage rows' tests read int_billing_analytics_flagged_rows, which keeps the rows
+    this run's 30-day email windows read the same way.) -#}
 {% macro run_window_condition(run_window) -%}
     {%- if run_window is none -%}
         true

@@ -26,8 +26,8 @@ class Case:
 
 ONE_ACTIVE_SUB = "(select id from subscriptions where status = 'active' order by id limit 1)"
 ONE_ACTIVE_VPS = "(select id from vps_instances where status = 'active' order by id limit 1)"
-# a usage row of the as-of day: every window of the run reads it (the tests on
-# stg_app__billing_analytics read only the rows the run reads; the test
+# a usage row of the as-of day: every window of the run reads it (the usage rows' tests read
+# int_billing_analytics_flagged_rows, only the rows the run reads; the test
 # test_billing_tests_read_the_rows_the_run_reads shows where that ends)
 ONE_BILLING_ROW = (
     f"(select id from billing_analytics where period_start = date '{ANCHOR}' order by id limit 1)"
