@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -472,6 +473,7 @@ def _refresh(
                     say,
                     timed=lambda name: _step(summary, name),
                     warming=warming,
+                    connect=lambda: db.connection(target),
                 )
                 _restore_run_results(artefacts)
                 summary.reports += written
@@ -487,17 +489,31 @@ class OutputsError(PmcostError):
     exit_code = 6
 
 
+Connect = Callable[[], AbstractContextManager[psycopg.Connection]]
+
+
 def write_reports(
-    conn: psycopg.Connection, day: date, artefacts: Path, say: ddl.Say
+    conn: psycopg.Connection,
+    day: date,
+    artefacts: Path,
+    say: ddl.Say,
+    connect: Connect | None = None,
 ) -> tuple[list[dict[str, str]], list[str]]:
     """The executive reports of the published day (report.editions_for): what was written,
-    and the problems, if any."""
+    and the problems, if any.
+
+    The day's report is written on `conn`. With `connect`, the week's and the month's (on a
+    Monday, on the first of a month) are written at the same time, each on a connection of
+    its own: they read the same published tables, which no publish can change while the
+    refresh holds its lock, and most of a report's time is the server's (its queries) or
+    vl-convert's, which do not need Python's lock. Without it they follow the day's."""
     root = report.report_root()
-    written: list[dict[str, str]] = []
-    for period in report.editions_for(day):
+    editions = report.editions_for(day)
+
+    def one(period: str, on: psycopg.Connection) -> dict[str, str] | str:
         try:
             done = report.write_report(
-                conn,
+                on,
                 manifest=artefacts / PRODUCTION_STATE / report.SEMANTIC_MANIFEST,
                 schema=published_schema(),
                 period=period,
@@ -505,13 +521,37 @@ def write_reports(
                 root=root,
             )
         except Exception as error:  # published already: any failure is reported, not raised
-            return written, [
+            return (
                 f"the {period}'s executive report could not be written ({error}); "
                 f"run `pmcost report --period {period} --as-of {day}` to retry"
-            ]
-        written.append({"period": period, "path": str(done.path)})
+            )
         say(f"report: {done.path} ({done.seconds:.1f} s)")
-    return written, []
+        return {"period": period, "path": str(done.path)}
+
+    def on_own_connection(period: str) -> dict[str, str] | str:
+        assert connect is not None
+        try:
+            with connect() as own:
+                return one(period, own)
+        except psycopg.Error as error:
+            return (
+                f"the {period}'s executive report could not be written (no connection: "
+                f"{error}); run `pmcost report --period {period} --as-of {day}` to retry"
+            )
+
+    if connect is None or len(editions) == 1:
+        outcomes = []
+        for period in editions:
+            outcomes.append(one(period, conn))
+            if isinstance(outcomes[-1], str):
+                break
+    else:
+        with ThreadPoolExecutor(len(editions) - 1, thread_name_prefix="report") as pool:
+            others = [pool.submit(on_own_connection, period) for period in editions[1:]]
+            outcomes = [one(editions[0], conn), *(future.result() for future in others)]
+    written = [outcome for outcome in outcomes if isinstance(outcome, dict)]
+    problems = [outcome for outcome in outcomes if isinstance(outcome, str)]
+    return written, problems
 
 
 DOCS_FAILED = "`dbt docs generate` failed (see dbt's output above); run `pmcost docs` to retry"
@@ -526,6 +566,7 @@ def write_outputs(
     *,
     timed: Callable[[str], AbstractContextManager[None]] = lambda _: nullcontext(),
     warming: threading.Thread | None = None,
+    connect: Connect | None = None,
 ) -> tuple[list[dict[str, str]], list[str]]:
     """What readers get beside the published tables, after a publish: the docs site, the
     day's executive report (and the week's, the month's) and the site as one file beside it.
@@ -539,6 +580,7 @@ def write_outputs(
     that manifest and the published tables, so they are written on a thread of their own
     (`timed("report")`) while dbt writes the site in its process (`timed("docs")` covers the
     parse and the site); `warming`, the report's imports started earlier, is awaited first.
+    `connect` opens a connection for each further edition of the day (write_reports).
     """
     (artefacts / "static_index.html").unlink(missing_ok=True)
     with timed("docs"):
@@ -551,7 +593,7 @@ def write_outputs(
             with timed("report"):
                 if warming is not None and warming.ident is not None:
                     warming.join()
-                outcome["reports"] = write_reports(conn, day, artefacts, say)
+                outcome["reports"] = write_reports(conn, day, artefacts, say, connect)
 
         writer = threading.Thread(target=reports, name="reports", daemon=True)
         writer.start()
@@ -585,6 +627,7 @@ def generate_outputs(
             day,
             artefacts,
             say,
+            connect=lambda: db.connection(target),
         )
 
 

@@ -11,13 +11,16 @@ import json
 import re
 import stat
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from pmcost import report
+from pmcost import refresh, report
 
 from .conftest import ANCHOR, Database
 from .test_docs_site import CHROMIUM_FLAGS, chromium
@@ -358,3 +361,47 @@ def test_periods_end_on_the_as_of_day_and_compare_with_the_one_before() -> None:
     month = report.Period("month", date(2026, 3, 31))  # February is shorter
     assert (month.previous_end, month.start) == (date(2026, 2, 28), date(2026, 3, 1))
     assert report.Period("month", date(2026, 12, 1)).start == date(2026, 11, 2)
+
+
+def test_a_mondays_editions_are_written_side_by_side_each_on_its_own_connection(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The day's report on the refresh's connection, the week's and the month's at the same
+    time on connections of their own; one that fails is named with its retry, the others
+    are still written."""
+    monday_the_first = date(2026, 6, 1)
+    refresh_conn, opened = object(), []
+    both_started = threading.Barrier(3, timeout=10)  # three editions at once, or it breaks
+
+    @contextmanager
+    def connect() -> Iterator[object]:
+        own = object()
+        opened.append(own)
+        yield own
+
+    def write_report(conn: object, *, period: str, **_: object) -> report.Written:
+        both_started.wait()
+        if period == "month":
+            raise RuntimeError("the month's figures could not be read")
+        assert (conn is refresh_conn) == (period == "day")
+        return report.Written(tmp_path / f"{period}.html", period, monday_the_first, 0.1)
+
+    monkeypatch.setattr(report, "write_report", write_report)
+    said: list[str] = []
+    written, problems = refresh.write_reports(
+        refresh_conn,  # type: ignore[arg-type]
+        monday_the_first,
+        tmp_path,
+        said.append,
+        connect,  # type: ignore[arg-type]
+    )
+    assert written == [
+        {"period": "day", "path": str(tmp_path / "day.html")},
+        {"period": "week", "path": str(tmp_path / "week.html")},
+    ]
+    assert len(opened) == 2
+    assert problems == [
+        "the month's executive report could not be written (the month's figures could not be "
+        "read); run `pmcost report --period month --as-of 2026-06-01` to retry"
+    ]
+    assert sorted(said) == [f"report: {tmp_path / p}.html (0.1 s)" for p in ("day", "week")]
