@@ -27,3 +27,17 @@
 {% macro no_autovacuum() -%}
     autovacuum_enabled = false, toast.autovacuum_enabled = false
 {%- endmacro %}
+
+
+{#- Pre-hook of the tenant-day models whose plans join intervals to the run's days: JIT
+    compilation off for the model's own transaction (`set local`; the server's settings and
+    every other statement are left as they are). PostgreSQL starts JIT from the plan's
+    estimated cost, and these plans' estimates are far above their work: a date series or a
+    range join to the run's few days is estimated at hundreds of rows per interval, so a
+    statement of under a second is costed in the millions, over jit_inline_above_cost and
+    jit_optimize_above_cost. LLVM then spent 0.2-0.25 s compiling each of them (PostgreSQL 15,
+    100,000 tenants), a quarter to a third of the statement, which the compiled
+    expressions did not win back. -#}
+{% macro without_jit() -%}
+    set local jit = off
+{%- endmacro %}
