@@ -148,6 +148,28 @@ def test_a_corrupted_mart_fails_its_margin_test(built: Database, case: str) -> N
     assert any(failing_test in line for line in failures), "\n".join(failures)
 
 
+def test_marts_that_are_not_the_daily_facts_as_of_day_fail_the_contract_test(
+    built: Database,
+) -> None:
+    """assert_daily_fact_matches_marts: a column that differs for one tenant, and a tenant
+    the fact lacks on the as-of day, are two failing rows."""
+    first, second = (
+        row[0] for row in built.query(f"select tenant_id from {EXEC} order by tenant_id limit 2")
+    )
+    with built.connect() as conn:
+        edited = conn.execute(
+            f"update {EXEC} set plan_name = plan_name || ' (edited)' where tenant_id = %s",
+            (first,),
+        ).rowcount
+        dropped = conn.execute(
+            f"delete from {FACT} where tenant_id = %s and economics_date = %s", (second, ANCHOR)
+        ).rowcount
+    assert (edited, dropped) == (1, 1)
+    result = built.dbt("test", "--select", "assert_daily_fact_matches_marts", extra_vars=PUBLISHED)
+    assert result.returncode != 0
+    assert "Got 2 results" in result.stdout, result.stdout[-3000:]
+
+
 VPS_INTERVALS = "analytics_intermediate.int_vps_cost_intervals"
 ONE_LAST_VPS_INTERVAL = (
     f"(vps_instance_id, valid_from_date) = (select vps_instance_id, max(valid_from_date) from "

@@ -1,7 +1,8 @@
 -- The contract between the marts and the daily history: the executive summary and cost
 -- allocation are the fact's as-of day (they are built from it), column by column. Guards
 -- against a mart that filters, joins or renames differently. Returns the tenants where they
--- differ (or exist on one side).
+-- differ or exist on one side only: one join of the two sides on the tenant, each side read
+-- once (two EXCEPTs read each twice and took twice as long).
 with
 
 executive as (
@@ -59,32 +60,53 @@ fact as (
     from daily
 ),
 
-only_in_marts as (
-    select * from marts
-    except
-    select * from fact
-),
-
-only_in_fact as (
-    select * from fact
-    except
-    select * from marts
-),
-
 final as (
     select
-        'executive_business_summary / business_cost_allocation' as found_in,
-        tenant_id,
-        economics_date
-    from only_in_marts
-
-    union all
-
-    select
-        'fct_tenant_economics_daily' as found_in,
-        tenant_id,
-        economics_date
-    from only_in_fact
+        coalesce(marts.tenant_id, fact.tenant_id) as tenant_id,
+        coalesce(marts.economics_date, fact.economics_date) as economics_date,
+        case
+            when fact.tenant_id is null
+                then 'only in executive_business_summary / business_cost_allocation'
+            when marts.tenant_id is null then 'only in fct_tenant_economics_daily'
+            else 'a column differs'
+        end as found
+    from marts
+    full outer join fact
+        on marts.tenant_id = fact.tenant_id
+    where
+        marts.tenant_id is null
+        or fact.tenant_id is null
+        or (
+            marts.economics_date,
+            marts.plan_name,
+            marts.monthly_subscription_revenue,
+            marts.infrastructure_cost,
+            marts.email_service_cost,
+            marts.total_monthly_cost,
+            marts.monthly_profit,
+            marts.gross_margin_ratio,
+            marts.cost_efficiency_score,
+            marts.business_health_status,
+            marts.emails_sent_last_30_days,
+            marts.cost_per_email,
+            marts.payments_collected,
+            marts.business_efficiency_ratio
+        ) is distinct from (
+            fact.economics_date,
+            fact.plan_name,
+            fact.monthly_subscription_revenue,
+            fact.infrastructure_cost,
+            fact.email_service_cost,
+            fact.total_monthly_cost,
+            fact.monthly_profit,
+            fact.gross_margin_ratio,
+            fact.cost_efficiency_score,
+            fact.business_health_status,
+            fact.emails_sent_last_30_days,
+            fact.cost_per_email,
+            fact.payments_collected,
+            fact.business_efficiency_ratio
+        )
 )
 
 select * from final
