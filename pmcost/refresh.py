@@ -506,7 +506,8 @@ def write_reports(
     Monday, on the first of a month) are written at the same time, each on a connection of
     its own: they read the same published tables, which no publish can change while the
     refresh holds its lock, and most of a report's time is the server's (its queries) or
-    vl-convert's, which do not need Python's lock. Without it they follow the day's."""
+    vl-convert's, which do not need Python's lock. Without it they follow the day's. An
+    edition that fails is named with its retry command; the others are still written."""
     root = report.report_root()
     editions = report.editions_for(day)
 
@@ -528,26 +529,21 @@ def write_reports(
         say(f"report: {done.path} ({done.seconds:.1f} s)")
         return {"period": period, "path": str(done.path)}
 
-    def on_own_connection(period: str) -> dict[str, str] | str:
-        assert connect is not None
+    def on_own_connection(period: str, connect: Connect) -> dict[str, str] | str:
         try:
             with connect() as own:
                 return one(period, own)
-        except psycopg.Error as error:
+        except Exception as error:  # as in one(): reported, not raised
             return (
                 f"the {period}'s executive report could not be written (no connection: "
                 f"{error}); run `pmcost report --period {period} --as-of {day}` to retry"
             )
 
     if connect is None or len(editions) == 1:
-        outcomes = []
-        for period in editions:
-            outcomes.append(one(period, conn))
-            if isinstance(outcomes[-1], str):
-                break
+        outcomes = [one(period, conn) for period in editions]
     else:
         with ThreadPoolExecutor(len(editions) - 1, thread_name_prefix="report") as pool:
-            others = [pool.submit(on_own_connection, period) for period in editions[1:]]
+            others = [pool.submit(on_own_connection, p, connect) for p in editions[1:]]
             outcomes = [one(editions[0], conn), *(future.result() for future in others)]
     written = [outcome for outcome in outcomes if isinstance(outcome, dict)]
     problems = [outcome for outcome in outcomes if isinstance(outcome, str)]
