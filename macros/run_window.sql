@@ -8,8 +8,9 @@
     the run that wrote them left them (an incremental run deletes and inserts only its own
     days), and that run tested them; testing them again each day made the tests' time grow
     with the length of the history (46 s of the build at 100,000 tenants and 110 days).
-    (The usage rows' tests read int_billing_analytics_flagged_rows, which keeps the rows
-    this run's 30-day email windows read the same way.) -#}
+    The usage rows' subscription test (stg_app__billing_analytics) reads, the same way, the
+    rows this run's 30-day email windows read; their other rules are tested on
+    int_billing_analytics_flagged_rows, which keeps the same rows. -#}
 {% macro run_window_condition(run_window) -%}
     {%- if run_window is none -%}
         true
