@@ -511,6 +511,12 @@ def write_reports(
     root = report.report_root()
     editions = report.editions_for(day)
 
+    def failed(period: str, why: str) -> str:
+        return (
+            f"the {period}'s executive report could not be written ({why}); "
+            f"run `pmcost report --period {period} --as-of {day}` to retry"
+        )
+
     def one(period: str, on: psycopg.Connection) -> dict[str, str] | str:
         try:
             done = report.write_report(
@@ -522,10 +528,7 @@ def write_reports(
                 root=root,
             )
         except Exception as error:  # published already: any failure is reported, not raised
-            return (
-                f"the {period}'s executive report could not be written ({error}); "
-                f"run `pmcost report --period {period} --as-of {day}` to retry"
-            )
+            return failed(period, str(error))
         say(f"report: {done.path} ({done.seconds:.1f} s)")
         return {"period": period, "path": str(done.path)}
 
@@ -534,10 +537,7 @@ def write_reports(
             with connect() as own:
                 return one(period, own)
         except Exception as error:  # as in one(): reported, not raised
-            return (
-                f"the {period}'s executive report could not be written (no connection: "
-                f"{error}); run `pmcost report --period {period} --as-of {day}` to retry"
-            )
+            return failed(period, f"no connection: {error}")
 
     if connect is None or len(editions) == 1:
         outcomes = [one(period, conn) for period in editions]

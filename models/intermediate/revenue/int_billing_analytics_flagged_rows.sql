@@ -24,7 +24,8 @@ final as (
         emails_sent
     from billing_analytics
     where
-        period_start_date >= {{ history_start_date() }} - 30
+        -- the rows the subscription test reads too (macros/run_window.sql)
+        {{ run_window_condition({'column': 'period_start_date', 'days_before': 30}) }}
         and (
             emails_sent is null
             or emails_sent < 0
