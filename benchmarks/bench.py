@@ -214,19 +214,6 @@ class Bench:
             if result["unique_id"].startswith("model.")
         }
 
-    def models_upstream_of(self, marts: tuple[str, ...]) -> set[str]:
-        """The models the given marts are built from (themselves included), from the manifest."""
-        nodes = json.loads((self.state / "target" / "manifest.json").read_text())["nodes"]
-        found: set[str] = set()
-        waiting = [f"model.pmcost.{mart}" for mart in marts]
-        while waiting:
-            unique_id = waiting.pop()
-            if unique_id in found or not unique_id.startswith("model."):
-                continue
-            found.add(unique_id)
-            waiting += nodes[unique_id]["depends_on"]["nodes"]
-        return {unique_id.split(".")[-1] for unique_id in found}
-
     def live_views(self) -> None:
         """The guide's approach: views computed on every query (join bugs fixed)."""
         with self.connect() as conn:
@@ -491,7 +478,6 @@ def write_json(figures: dict[str, object], name: str) -> Path:
     return path
 
 
-MARTS = ("executive_business_summary", "business_cost_allocation")
 GUARD_GROWTH = 1.5  # a model's time per tenant may not grow more than this between sizes
 GUARD_FLOOR_S = 0.25  # below this (at the larger size) a model's time is fixed cost, not data
 
@@ -504,8 +490,8 @@ def scaling(
     say: Say = print,
     target: str = "embedded",
 ) -> tuple[dict[str, object], list[str]]:
-    """Per size: the whole `pmcost refresh`, each model's time per 1,000 tenants, the mart
-    models against the hand-written limit, and the health-check query at 100 clients on
+    """Per size: the whole `pmcost refresh` against its target (3 x the hand-written limit +
+    8 s), each model's time per 1,000 tenants, and the health-check query at 100 clients on
     the marts and on the limit's tables. Returns the figures and the linearity breaches: a
     model whose time per tenant grows more than GUARD_GROWTH between two sizes."""
     results: dict[str, dict[str, object]] = {}
@@ -526,7 +512,6 @@ def scaling(
             refresh_s, _ = bench.pmcost("refresh", "--as-of", bench.as_of.isoformat())
             summary = json.loads((bench.state / "target" / "refresh" / "last.json").read_text())
             models = bench.model_times()
-            mart_models_s = sum(models.get(name, 0.0) for name in bench.models_upstream_of(MARTS))
             say("  the hand-written limit ...")
             limit_s = bench.limit()
             if history:
@@ -544,7 +529,6 @@ def scaling(
                 "refresh_steps_s": summary["steps"],
                 "report_kb": _report_kb(summary),
                 "refresh_target_s": 3 * limit_s + 8,
-                "mart_models_s": mart_models_s,
                 "limit_s": limit_s,
                 "health_check_p95_ms": {k: v["p95_ms"] for k, v in health.items()},
                 "daily_full_history_s": bench.figures.get("daily_full_history_s"),
@@ -580,12 +564,7 @@ def _print_scaling(results: dict[str, dict[str, object]], say: Say) -> list[str]
             f"  step {step} (s)",
             [f"{size['first_refresh_steps_s'].get(step, 0):.1f}" for size in sizes],  # type: ignore[union-attr]
         )
-    row("mart models, dbt's timings (s)", [f"{size['mart_models_s']:.2f}" for size in sizes])
     row("limit: hand-written, staged, analyzed (s)", [f"{size['limit_s']:.2f}" for size in sizes])
-    row(
-        "mart models / limit",
-        [f"{size['mart_models_s'] / size['limit_s']:.1f}x" for size in sizes],  # type: ignore[operator]
-    )
     for schema in ("analytics", "bench_limit"):
         row(
             f"health check p95, 100 clients, {schema} (ms)",
