@@ -180,14 +180,17 @@ def worker_request(
     extra_vars: dict[str, str] | None = None,
     reuse: bool = False,
     results_to: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A Session.run() as the dbt worker's request (pmcost.dbt_worker): the command with the
-    target and --vars pmcost passes, the parse-reuse key (the --vars) and the results file."""
+    target and --vars pmcost passes, the parse-reuse key (the --vars), the results file and
+    the day's environment (day_environment) for the command."""
     command = [*args, "--target", DBT_TARGET, "--vars", json.dumps(dbt_vars(target, extra_vars))]
     return {
         "args": command,
         "reuse": command[-1] if reuse else None,
         "results_to": str(results_to) if results_to else None,
+        "env": env or {},
     }
 
 
@@ -209,7 +212,9 @@ class Session:
     ) -> None:
         self.target = target
         self.guard = guard
-        self.env = dbt_environment(target) | day_environment(as_of, history_start)
+        self.as_of = as_of
+        self.day_env = day_environment(as_of, history_start)
+        self.env = dbt_environment(target) | self.day_env
         self._child: subprocess.Popen[str] | None = None
         self._answers: int | None = None
         self._pending = ""
@@ -280,12 +285,18 @@ class Session:
         self._used = True
         self.error = None
         try:
-            request = worker_request(self.target, args, extra_vars, reuse, results_to)
+            request = worker_request(self.target, args, extra_vars, reuse, results_to, self.day_env)
             child.stdin.write(json.dumps(request) + "\n")
             child.stdin.flush()
         except BrokenPipeError as stopped:
             raise PmcostError(f"dbt stopped unexpectedly (exit {child.poll()})") from stopped
         return self.guard.supervise(child, self._answer)
+
+    def set_history_start(self, history_start: date | None) -> None:
+        """The history start of the commands that follow (a refresh decides it while dbt
+        starts: pmcost.lookback); the macros read it when they run, so no parse is redone."""
+        self.day_env = day_environment(self.as_of, history_start)
+        self.env |= self.day_env
 
     def _answer(self) -> int | None:
         """The worker's exit code for the command, if it came within POLL_SECONDS."""

@@ -9,16 +9,17 @@ manifest. dbt runs as installed: nothing of dbt, its adapters or psycopg2 is rep
 prints as it always does, to the worker's stdout and stderr (the parent's own).
 
 Protocol, one JSON line each way: the parent writes {"args": [...], "reuse": KEY or null,
-"results_to": PATH or null} to stdin; the worker answers {"exit_code": N, "error": TEXT or
-null} on the file descriptor named by PMCOST_DBT_RESULTS_FD (0 ok, 1 a node failed, 2 dbt
-could not run, as the dbt command; `error` is the message of what stopped dbt, if anything
-did, e.g. a compilation error in an on-run-start hook). With `reuse`, the manifest parsed
-for KEY serves the command, parsed first if it is not yet. With `results_to`, the command
-writes its results file (sources.json, run_results.json) there and no manifest.json: a
-refresh's build, which comes next, writes the same manifest. SIGINT stops the running
-command as it stops dbt (dbt cancels its queries) and then the worker; end of input ends the
-worker. `Worker` runs one request; the test suite runs the same code in its own process
-(tests/python/conftest.py, InProcessSession).
+"results_to": PATH or null, "env": {NAME: VALUE}} to stdin (`env`, the day's settings, is
+set in the worker's environment before the command); the worker answers {"exit_code": N,
+"error": TEXT or null} on the file descriptor named by PMCOST_DBT_RESULTS_FD (0 ok, 1 a node
+failed, 2 dbt could not run, as the dbt command; `error` is the message of what stopped
+dbt, if anything did, e.g. a compilation error in an on-run-start hook). With `reuse`, the
+manifest parsed for KEY serves the command, parsed first if it is not yet. With
+`results_to`, the command writes its results file (sources.json, run_results.json) there and
+no manifest.json: a refresh's build, which comes next, writes the same manifest. SIGINT
+stops the running command as it stops dbt (dbt cancels its queries) and then the worker; end
+of input ends the worker. `Worker` runs one request; the test suite runs the same code in
+its own process (tests/python/conftest.py, InProcessSession).
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ class Worker:
         from dbt.contracts.graph.manifest import Manifest
 
         self.error = None
+        # the day's settings the project's macros read while they run (PMCOST_AS_OF_DATE,
+        # PMCOST_HISTORY_START); dbt takes the environment when a command starts
+        os.environ.update(request.get("env") or {})
         args: list[str] = list(request["args"])
         key = request.get("reuse")
         manifest = self.manifests.get(key) if key else None

@@ -620,22 +620,31 @@ def ensure_audit_table(conn: psycopg.Connection, published_schema: str) -> sql.C
                 published_by text not null default current_user,
                 figures jsonb not null,
                 accepted_changes jsonb,
-                anomalies jsonb
+                anomalies jsonb,
+                loaded_through jsonb
             )
             """
         ).format(table)
     )
-    # added after the table's first version: the published anomalies of the run's day
-    conn.execute(sql.SQL("alter table {} add column if not exists anomalies jsonb").format(table))
+    # added after the table's first version: the published anomalies of the run's day, and
+    # what the late-arriving feeds had loaded (pmcost.lookback)
+    for column in ("anomalies", "loaded_through"):
+        conn.execute(
+            sql.SQL("alter table {} add column if not exists {} jsonb").format(
+                table, sql.Identifier(column)
+            )
+        )
     conn.execute(
         sql.SQL("comment on table {} is {}").format(
             table,
             sql.Literal(
                 "One row per published refresh: its figures (application row counts, tenants "
                 "per mart, revenue and modeled-cost totals, rows per table), the guard "
-                "breaches an operator accepted, if any, and the anomalies it published "
+                "breaches an operator accepted, if any, the anomalies it published "
                 "(tenant_cost_anomalies, with the company name), which the weekly and monthly "
-                "reports list. Written by pmcost publish."
+                "reports list, and the latest load of each late-arriving feed the refresh "
+                "read (NULL when it read none), from which the next refresh finds the days "
+                "late rows describe. Written by pmcost publish."
             ),
         )
     )
@@ -672,6 +681,18 @@ def rewind_breach(candidate: Candidate, published_as_of: date | None) -> str | N
         f"{as_of}` rewrites the history and keeps the marts at {published_as_of}, "
         "--rewind-marts publishes them as of the earlier day)"
     )
+
+
+def last_loaded_through(
+    conn: psycopg.Connection, published_schema: str
+) -> dict[str, str | None] | None:
+    """What the late-arriving feeds had loaded at the last publish (pmcost.lookback); None
+    before the first publish, or when that publish recorded none."""
+    try:
+        value = _last_published_value(conn, published_schema, "loaded_through")
+    except psycopg.errors.UndefinedColumn:  # an audit table from before the column
+        return None
+    return dict(value) if isinstance(value, dict) else None
 
 
 def last_published(conn: psycopg.Connection, published_schema: str) -> Figures | None:
@@ -814,6 +835,7 @@ def publish(
     rewind_marts: bool = False,
     lock_timeout_ms: int = 10000,
     sources: dict[str, int] | None = None,
+    loaded_through: dict[str, str | None] | None = None,
     say: Say = print,
 ) -> PublishResult:
     """Check the candidate build, apply the guards, switch it in. Raise on any refusal.
@@ -822,7 +844,11 @@ def publish(
     backfill that moves the marts back), which is otherwise refused as a guard breach.
 
     `sources`: the application tables' row counts, as a refresh takes them while dbt
-    starts; used when they name the tables the candidate reads, else they are counted now."""
+    starts; used when they name the tables the candidate reads, else they are counted now.
+
+    `loaded_through`: the latest load of each late-arriving feed, as the refresh read them
+    before its build (pmcost.lookback), recorded with the run; None records none, and the
+    next refresh then recomputes its whole lookback."""
     if not conn.autocommit:
         raise PmcostError("publish needs an autocommit connection")
     report = BuildReport.read(target_dir)
@@ -948,14 +974,15 @@ def publish(
         )
         conn.execute(
             sql.SQL(
-                "insert into {} (invocation_id, as_of_date, figures, accepted_changes, anomalies) "
-                "values (%s, %s, %s, %s, {})"
+                "insert into {} (invocation_id, as_of_date, figures, accepted_changes, "
+                "loaded_through, anomalies) values (%s, %s, %s, %s, %s, {})"
             ).format(audit, _anomalies_of(candidate)),
             (
                 candidate.invocation_id,
                 candidate.as_of_date,
                 json.dumps(figures.to_json()),
                 json.dumps(breaches) if breaches else None,
+                json.dumps(loaded_through) if loaded_through is not None else None,
             ),
         )
     for merge in candidate.merges:  # statistics with the run's days, now readers have them

@@ -26,7 +26,7 @@ import psycopg
 import yaml
 from psycopg import sql
 
-from pmcost import alerts, db, ddl, publish, report, seeds
+from pmcost import alerts, db, ddl, lookback, publish, report, seeds
 from pmcost import dbt as dbt_runner
 from pmcost.errors import PmcostError, UsageError
 from pmcost.settings import Target
@@ -383,6 +383,18 @@ def _refresh(
             # the publish's row counts of the application tables, taken now on a connection
             # of their own while dbt starts (Python, one core)
             sources = SourceCount(target, publish.app_tables_of(artefacts))
+            # a daily run: what the late-arriving feeds loaded since the last publish, read
+            # meanwhile too; it decides the days the build recomputes (pmcost.lookback)
+            arrivals = (
+                lookback.ArrivalsReader(
+                    target,
+                    as_of,
+                    publish.last_loaded_through(conn, published_schema()),
+                    after=sources.counts,
+                )
+                if history_start is None and not full_refresh
+                else None
+            )
             if skip_freshness:
                 say("source freshness: skipped (--skip-freshness)")
             else:
@@ -419,6 +431,7 @@ def _refresh(
                 if unit_tested is not None
                 else "skipped: the code is unchanged since they last passed"
             )
+            recorded = _plan_history(session, summary, arrivals, as_of, say)
             with _step(summary, "build"):
                 build_started = time.time()
                 build_args = ["build"] + (["--full-refresh"] if full_refresh else [])
@@ -448,6 +461,7 @@ def _refresh(
                         accept_changes=accept_changes,
                         rewind_marts=rewind_marts,
                         sources=sources.counts(),
+                        loaded_through=recorded,
                         say=say,
                     )
                 except publish.GuardError as refused:
@@ -481,6 +495,30 @@ def _refresh(
                 raise sent.failure()
             if problems:
                 raise OutputsError("published, but " + "; ".join(problems))
+
+
+def _plan_history(
+    session: dbt_runner.Session,
+    summary: Summary,
+    arrivals: lookback.ArrivalsReader | None,
+    as_of: date,
+    say: ddl.Say,
+) -> dict[str, str | None] | None:
+    """A daily run's first day, from what the feeds loaded since the last publish: set for
+    the build when it is after the lookback's first day (the build recomputes the whole
+    lookback otherwise, as without pmcost). Returns what to record with the publish: the
+    feeds' latest loads (None when not read: a backfill, a full refresh, an error)."""
+    if arrivals is None:
+        return None
+    found = arrivals.arrivals()
+    planned = lookback.plan(as_of, lookback_days(), found)
+    say(planned.said)
+    if planned.warning:
+        say(planned.warning)
+    if planned.history_start > as_of - timedelta(days=lookback_days()):
+        session.set_history_start(planned.history_start)
+        summary.history_start = planned.history_start.isoformat()
+    return None if found is None else found.loaded_through
 
 
 class OutputsError(PmcostError):

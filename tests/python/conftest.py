@@ -327,7 +327,9 @@ class InProcessSession(dbt_runner.Session):
         results_to: Path | None = None,
     ) -> int:
         self.guard.check()
-        request = dbt_runner.worker_request(self.target, args, extra_vars, reuse, results_to)
+        request = dbt_runner.worker_request(
+            self.target, args, extra_vars, reuse, results_to, self.day_env
+        )
         with environment(self.env, dbt_runner.project_dir()):
             code = on_a_thread_of_its_own(lambda: self.worker.run(request))
         self.error = self.worker.error

@@ -3,6 +3,7 @@ past day keeps the prices that held then (snapshots)."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from pmcost import publish
 from pmcost.errors import PmcostError
+from pmcost.lookback import Arrivals, plan
 from pmcost.refresh import WITHOUT_UNIT_TESTS
 
 from .conftest import ANCHOR, Database, project_copy
@@ -370,3 +372,93 @@ def test_the_carried_history_is_created_with_autovacuum_off(history: Database) -
     assert carried["analytics_candidate.fct_tenant_economics_daily"] is True
     # the published fact is untouched, its setting too
     assert carried[FACT] is published
+
+
+def _refresh(database: Database) -> str:
+    result = database.pmcost("refresh", "--target", "postgres", "--as-of", DAY1.isoformat())
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    return result.stdout
+
+
+def test_a_refresh_recomputes_the_days_late_rows_describe(history: Database) -> None:
+    """A daily refresh recomputes the as-of day, and the earlier days of the lookback that
+    rows loaded since the last publish describe; the others keep their published figures.
+    A refresh that fails records nothing: after the fix, the next one reads the same rows."""
+    late, kept_day = DAY1 - timedelta(days=2), DAY1 - timedelta(days=3)
+    # the template was published by `dbt build` and `pmcost publish`: nothing recorded
+    said = _refresh(history)
+    assert (
+        f"history: recomputing {kept_day} to {DAY1}, the lookback of 3 days (no record of "
+        "what billing_analytics, payments had loaded at the last publish)" in said
+    )
+    recorded = history.query(
+        "select loaded_through from analytics_publication.published_runs "
+        "order by published_at desc limit 1"
+    )[0][0]
+    assert set(recorded) == {"billing_analytics", "payments"}
+
+    # the morning after: a usage row lands two days late, and a subscription is canceled
+    before_late, before_kept = _emails(history, late), _rows(history, kept_day)
+    tenant = history.query(
+        f"select tenant_id from {FACT} where economics_date = %s order by tenant_id limit 1",
+        (DAY1,),
+    )[0][0]
+    history.query(
+        "update subscriptions set status = 'canceled' where tenant_id = %s returning 1", (tenant,)
+    )
+    _add_day(history, late, emails=5000)
+    # a bad row fails the refresh after it read the loads; the publish recorded nothing
+    history.query("update plans set price_monthly = null where name = 'Starter' returning 1")
+    failed = history.pmcost("refresh", "--target", "postgres", "--as-of", DAY1.isoformat())
+    assert failed.returncode == 1 and "nothing was published" in failed.stderr
+    assert _emails(history, late) == before_late
+    history.query("update plans set price_monthly = 29.00 where name = 'Starter' returning 1")
+
+    said = _refresh(history)
+    assert (
+        f"history: recomputing {late} to {DAY1}: rows of billing_analytics loaded since the "
+        "last publish describe those days" in said
+    )
+    assert _emails(history, late) > before_late  # the late rows, counted on their day
+    assert _rows(history, kept_day) == before_kept  # not recomputed: as published
+    days_of_tenant = history.query(
+        f"select economics_date from {FACT} where tenant_id = %s order by 1", (tenant,)
+    )
+    assert days_of_tenant == [(kept_day,)]  # canceled: gone from the recomputed days only
+
+    # nothing loaded since: the as-of day alone
+    said = _refresh(history)
+    assert f"history: recomputing {DAY1} only" in said
+    summary = json.loads((history.work_dir / "target" / "refresh" / "last.json").read_text())
+    assert summary["history_start"] == DAY1.isoformat()
+    assert _rows(history, kept_day) == before_kept
+    assert history.query(
+        f"select min(economics_date), count(distinct economics_date) from {FACT}"
+    ) == [(kept_day, 4)]
+
+
+def _arrivals(first_days: dict[str, date | None], unrecorded: tuple[str, ...] = ()) -> Arrivals:
+    return Arrivals({table: None for table in first_days}, first_days, unrecorded)
+
+
+def test_the_run_days_follow_the_late_rows_within_the_lookback() -> None:
+    as_of = DAY1
+    assert plan(as_of, 3, None).history_start == as_of - timedelta(days=3)
+    unrecorded = plan(as_of, 3, _arrivals({}, ("payments",)))
+    assert unrecorded.history_start == as_of - timedelta(days=3)
+    assert "no record of what payments had loaded" in unrecorded.said
+    assert plan(as_of, 3, _arrivals({"billing_analytics": None})).history_start == as_of
+    assert plan(as_of, 3, _arrivals({"payments": as_of})).history_start == as_of
+    two = plan(
+        as_of,
+        3,
+        _arrivals(
+            {"billing_analytics": DAY1 - timedelta(days=1), "payments": DAY1 - timedelta(days=2)}
+        ),
+    )
+    assert two.history_start == DAY1 - timedelta(days=2) and two.warning is None
+    assert "rows of billing_analytics, payments" in two.said
+    early = plan(as_of, 3, _arrivals({"billing_analytics": DAY1 - timedelta(days=10)}))
+    assert early.history_start == DAY1 - timedelta(days=3)
+    assert early.warning is not None
+    assert f"--history-start {DAY1 - timedelta(days=10)}" in early.warning
