@@ -8,7 +8,8 @@ step functions as `pmcost refresh` (pmcost.refresh), so their behaviour cannot d
 
 1. `application_tables` (the pre-hook, first): checks Finance's seed files, takes the refresh
    lock, plans the run's days (`plan_run`: a past as-of is a backfill and the marts stay at
-   the published day), runs `dbt source freshness` and judges it (`judge_freshness`: a
+   the published day; `history_from`: a daily run recomputes the days late rows describe),
+   runs `dbt source freshness` and judges it (`judge_freshness`: a
    stale feed fails the run), applies the column DDL (`apply_pre_hook`) and refuses an empty
    application table (`refuse_empty_sources`). Its assets are the application and Finance
    tables dbt reads, so every dbt model depends on it.
@@ -41,7 +42,7 @@ import psycopg
 from dagster import AssetExecutionContext, InitResourceContext, ScheduleEvaluationContext
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from pmcost import alerts, db, ddl, demo_data, publish, seeds
+from pmcost import alerts, db, ddl, demo_data, lookback, publish, seeds
 from pmcost import dbt as dbt_runner
 from pmcost.errors import BusyError, PmcostError
 from pmcost.refresh import (
@@ -49,6 +50,7 @@ from pmcost.refresh import (
     WITHOUT_UNIT_TESTS,
     apply_pre_hook,
     generate_outputs,
+    history_from,
     judge_freshness,
     plan_run,
     published_schema,
@@ -118,10 +120,27 @@ class RefreshLock(dg.ConfigurableResource):
 
     def plan(self, as_of: date, say: ddl.Say) -> tuple[date, date | None]:
         """The run's days, as `pmcost refresh` plans them under the lock (a past as-of is a
-        backfill; the marts stay at the published day), kept for the later steps."""
-        planned = plan_run(self.connection(), _target(), as_of, None, say=say)
+        backfill; the marts stay at the published day; a daily run recomputes the days late
+        rows describe), kept for the later steps with the feeds' loads the publish records."""
+        conn = self.connection()
+        planned = plan_run(conn, _target(), as_of, None, say=say)
+        loaded: dict[str, str | None] | None = None
+        if planned[1] is None:
+            since = publish.last_loaded_through(conn, published_schema())
+            try:
+                found = lookback.read_arrivals(conn, _target().app_schema, planned[0], since)
+            except psycopg.Error:  # a missing table or column: dbt's source check names it
+                found = None
+            published_as_of = publish.last_published_as_of(conn, published_schema())
+            planned = (planned[0], history_from(found, planned[0], published_as_of, say))
+            loaded = None if found is None else found.loaded_through
         object.__setattr__(self, "_planned", planned)
+        object.__setattr__(self, "_loaded_through", loaded)
         return planned
+
+    def loaded_through(self) -> dict[str, str | None] | None:
+        """What the feeds had loaded when the run was planned (None for a backfill)."""
+        return getattr(self, "_loaded_through", None)
 
     def planned(self, context: AssetExecutionContext) -> tuple[date, date | None]:
         return getattr(self, "_planned", None) or (_as_of(context), None)
@@ -248,7 +267,10 @@ def published_marts(
     try:
         refresh_lock.acquire()
         published = publish.publish(
-            refresh_lock.connection(), _run_folder(context), say=context.log.info
+            refresh_lock.connection(),
+            _run_folder(context),
+            loaded_through=refresh_lock.loaded_through(),
+            say=context.log.info,
         )
     except BusyError as busy:
         raise _retry(busy) from busy

@@ -105,8 +105,12 @@ class Plan:
     warning: str | None = None  # rows before the lookback, with the backfill that counts them
 
 
-def plan(as_of: date, lookback_days: int, arrivals: Arrivals | None) -> Plan:
-    """The run's first day from what arrived; the whole lookback without a record."""
+def plan(
+    as_of: date, lookback_days: int, arrivals: Arrivals | None, published_as_of: date | None
+) -> Plan:
+    """The run's first day: the earliest day late rows describe, and the first day after the
+    last published one (a day the schedule skipped has no history yet), within the lookback;
+    the whole lookback without a record of the feeds' loads."""
     earliest = as_of - timedelta(days=lookback_days)
     whole = f"history: recomputing {earliest} to {as_of}, the lookback of {lookback_days} days"
     if arrivals is None:
@@ -116,28 +120,31 @@ def plan(as_of: date, lookback_days: int, arrivals: Arrivals | None) -> Plan:
         return Plan(
             earliest, f"{whole} (no record of what {missing} had loaded at the last publish)"
         )
-    described = {table: day for table, day in arrivals.first_days.items() if day is not None}
-    first = min(described.values(), default=as_of)
-    if first == as_of:
+    late = {table: day for table, day in arrivals.first_days.items() if day and day < as_of}
+    reasons: dict[date, str] = {}
+    if late:
+        feeds = ", ".join(sorted(late))
+        day = min(late.values())
+        reasons[day] = f"rows of {feeds} loaded since the last publish describe days from {day}"
+    if published_as_of is not None and published_as_of + timedelta(days=1) < as_of:
+        reasons.setdefault(
+            published_as_of + timedelta(days=1), f"the last published day is {published_as_of}"
+        )
+    if not reasons:
         return Plan(
             as_of,
             f"history: recomputing {as_of} only: no usage rows or payments loaded since the "
             "last publish describe an earlier day",
         )
-    feeds = ", ".join(sorted(table for table, day in described.items() if day < as_of))
+    first = min(reasons)
     if first < earliest:
         return Plan(
             earliest,
             whole,
-            f"history: rows of {feeds} loaded since the last publish describe days from "
-            f"{first}, before the lookback; `pmcost refresh --as-of {as_of} --history-start "
-            f"{first}` counts them in those days",
+            f"history: {reasons[first]}, before the lookback; `pmcost refresh --as-of "
+            f"{as_of} --history-start {first}` recomputes the days from {first}",
         )
-    return Plan(
-        first,
-        f"history: recomputing {first} to {as_of}: rows of {feeds} loaded since the last "
-        "publish describe those days",
-    )
+    return Plan(first, f"history: recomputing {first} to {as_of}: {reasons[first]}")
 
 
 class ArrivalsReader:
@@ -152,8 +159,10 @@ class ArrivalsReader:
         target: Target,
         as_of: date,
         since: Mapping[str, str | None] | None,
+        published_as_of: date | None,
         after: Callable[[], object] = lambda: None,
     ) -> None:
+        self.published_as_of = published_as_of  # the last published day, for plan()
         self._arrivals: Arrivals | None = None
         self._thread = threading.Thread(
             target=self._read, args=(target, as_of, since, after), name="arrivals", daemon=True

@@ -124,3 +124,12 @@ def test_daily_refresh_through_dagster(built: Database, monkeypatch: pytest.Monk
     past = ANCHOR - timedelta(days=10)
     assert lock.plan(past, say=said.append) == (ANCHOR, past - timedelta(days=3))
     assert any("backfill" in line for line in said), said
+    # and its publish recorded the feeds' loads, as a refresh's does: nothing loaded since,
+    # the next daily run recomputes the as-of day alone
+    recorded = built.query(
+        "select loaded_through from analytics_publication.published_runs "
+        "order by published_at desc limit 1"
+    )[0][0]
+    assert set(recorded) == {"billing_analytics", "payments"}
+    assert lock.plan(ANCHOR, say=said.append) == (ANCHOR, ANCHOR)
+    assert f"history: recomputing {ANCHOR} only" in said[-1]
