@@ -383,8 +383,9 @@ def _refresh(
             # the publish's row counts of the application tables, taken now on a connection
             # of their own while dbt starts (Python, one core)
             sources = SourceCount(target, publish.app_tables_of(artefacts))
-            # a daily run: what the late-arriving feeds loaded since the last publish, read
-            # meanwhile too; it decides the days the build recomputes (pmcost.lookback)
+            # a daily run (not a backfill, a full refresh or a rewind): what the late-arriving
+            # feeds loaded since the last publish, read meanwhile too; it decides the days the
+            # build recomputes (pmcost.lookback)
             arrivals = (
                 lookback.ArrivalsReader(
                     target,
@@ -393,7 +394,7 @@ def _refresh(
                     publish.last_published_as_of(conn, published_schema()),
                     after=sources.counts,
                 )
-                if history_start is None and not full_refresh
+                if history_start is None and not full_refresh and not rewind_marts
                 else None
             )
             if skip_freshness:
@@ -432,8 +433,9 @@ def _refresh(
                 if unit_tested is not None
                 else "skipped: the code is unchanged since they last passed"
             )
-            recorded = _plan_history(session, summary, arrivals, as_of, say)
             with _step(summary, "build"):
+                # the build's days (the feeds' loads read while dbt started, waited for here)
+                recorded = _plan_history(session, summary, arrivals, as_of, say)
                 build_started = time.time()
                 build_args = ["build"] + (["--full-refresh"] if full_refresh else [])
                 if unit_tested is None:
