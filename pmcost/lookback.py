@@ -5,15 +5,16 @@ The lookback (var daily_lookback_days, 3) exists for late rows: usage that lands
 two after its day, a payment recorded after its billing period began. A daily refresh reads,
 from the two feeds that bring them, what was loaded since the last publish (a row's
 `created_at`, and a payment's `paid_at`, after the latest one that publish saw) and the
-earliest day those rows describe. It recomputes from that day, within the lookback, to the
-as-of day; when none describes an earlier day, the as-of day alone. The other days keep the
-figures they were published with: the application keeps current statuses only, so
-recomputing a day that no late row describes would only rewrite it with today's statuses.
+earliest day those rows describe. It recomputes from that day (or from the day after the
+last published one, when the schedule skipped days), within the lookback, to the as-of day;
+otherwise the as-of day alone. The other days keep the figures they were published with:
+the application keeps current statuses only, so recomputing a day that no late row
+describes would only rewrite it with today's statuses.
 
 The publish records what each feed had loaded (`published_runs.loaded_through`). A refresh
-without that record (the first, or after a backfill, a full refresh, or a build published
-by hand) recomputes the whole lookback, as `dbt build` does. Rows describing a day before
-the lookback are named, with the backfill that counts them.
+without that record (the first, or after a backfill, a full refresh, a rewind, or a build
+published by hand) recomputes the whole lookback, as `dbt build` does. Rows describing a
+day before the lookback are named, with the backfill that counts them.
 
 A load still uncommitted while the refresh reads the feeds, with rows stamped before the
 latest load it sees, is not read as new by the next refresh: the as-of day counts its rows,
