@@ -126,13 +126,10 @@ class RefreshLock(dg.ConfigurableResource):
         planned = plan_run(conn, _target(), as_of, None, say=say)
         loaded: dict[str, str | None] | None = None
         if planned[1] is None:
-            since = publish.last_loaded_through(conn, published_schema())
-            try:
-                found = lookback.read_arrivals(conn, _target().app_schema, planned[0], since)
-            except psycopg.Error:  # a missing table or column: dbt's source check names it
-                found = None
-            published_as_of = publish.last_published_as_of(conn, published_schema())
-            planned = (planned[0], history_from(found, planned[0], published_as_of, say))
+            found = lookback.read_arrivals(
+                conn, _target().app_schema, planned[0], published_schema()
+            )
+            planned = (planned[0], history_from(found, planned[0], say))
             loaded = None if found is None else found.loaded_through
         object.__setattr__(self, "_planned", planned)
         object.__setattr__(self, "_loaded_through", loaded)

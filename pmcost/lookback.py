@@ -24,14 +24,14 @@ an earlier day only after a backfill (as with a row later than the lookback).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import psycopg
 from psycopg import sql
 
-from pmcost import db
+from pmcost import db, publish
 from pmcost.settings import Target
 
 
@@ -62,17 +62,30 @@ class Arrivals:
     first_days: dict[str, date | None]
     # the feeds the last publish recorded no load for
     unrecorded: tuple[str, ...]
+    # the last published day (a day after it and before the as-of day has no history yet)
+    published_as_of: date | None = None
 
 
 def read_arrivals(
-    conn: psycopg.Connection, app_schema: str, as_of: date, since: Mapping[str, str | None] | None
+    conn: psycopg.Connection, app_schema: str, as_of: date, published_schema: str
+) -> Arrivals | None:
+    """What the last publish of `published_schema` recorded, then one scan of each feed: its
+    latest load (never later than now: a row dated in the future is read again until then)
+    and the earliest day described by rows loaded after the record. None when a feed cannot
+    be read (a missing table or column: dbt's source check names it)."""
+    try:
+        return _read(conn, app_schema, as_of, published_schema)
+    except psycopg.Error:
+        return None
+
+
+def _read(
+    conn: psycopg.Connection, app_schema: str, as_of: date, published_schema: str
 ) -> Arrivals:
-    """One scan of each feed: its latest load (never later than now: a row dated in the future
-    is read again until then) and the earliest day described by rows loaded after `since`."""
+    recorded = publish.last_loaded_through(conn, published_schema) or {}
     through: dict[str, str | None] = {}
     first_days: dict[str, date | None] = {}
     unrecorded: list[str] = []
-    recorded = since or {}
     for feed in FEEDS:
         loaded = sql.SQL("greatest({})").format(
             sql.SQL(", ").join(sql.Identifier(column) for column in feed.loaded)
@@ -96,7 +109,8 @@ def read_arrivals(
             first_days[feed.table] = first
         else:  # no record, or the feed was empty then: every row is new to the history
             unrecorded.append(feed.table)
-    return Arrivals(through, first_days, tuple(unrecorded))
+    published_as_of = publish.last_published_as_of(conn, published_schema)
+    return Arrivals(through, first_days, tuple(unrecorded), published_as_of)
 
 
 @dataclass(frozen=True)
@@ -106,9 +120,7 @@ class Plan:
     warning: str | None = None  # rows before the lookback, with the backfill that counts them
 
 
-def plan(
-    as_of: date, lookback_days: int, arrivals: Arrivals | None, published_as_of: date | None
-) -> Plan:
+def plan(as_of: date, lookback_days: int, arrivals: Arrivals | None) -> Plan:
     """The run's first day: the earliest day late rows describe, and the first day after the
     last published one (a day the schedule skipped has no history yet), within the lookback;
     the whole lookback without a record of the feeds' loads."""
@@ -127,6 +139,7 @@ def plan(
         feeds = ", ".join(sorted(late))
         day = min(late.values())
         reasons[day] = f"rows of {feeds} loaded since the last publish describe days from {day}"
+    published_as_of = arrivals.published_as_of
     if published_as_of is not None and published_as_of + timedelta(days=1) < as_of:
         reasons.setdefault(
             published_as_of + timedelta(days=1), f"the last published day is {published_as_of}"
@@ -159,30 +172,27 @@ class ArrivalsReader:
         self,
         target: Target,
         as_of: date,
-        since: Mapping[str, str | None] | None,
-        published_as_of: date | None,
+        published_schema: str,
         after: Callable[[], object] = lambda: None,
     ) -> None:
-        self.published_as_of = published_as_of  # the last published day, for plan()
         self._arrivals: Arrivals | None = None
         self._thread = threading.Thread(
-            target=self._read, args=(target, as_of, since, after), name="arrivals", daemon=True
+            target=self._read,
+            args=(target, as_of, published_schema, after),
+            name="arrivals",
+            daemon=True,
         )
         self._thread.start()
 
     def _read(
-        self,
-        target: Target,
-        as_of: date,
-        since: Mapping[str, str | None] | None,
-        after: Callable[[], object],
+        self, target: Target, as_of: date, published_schema: str, after: Callable[[], object]
     ) -> None:
         try:
             after()
             with db.connection(target) as conn:
                 conn.execute("set max_parallel_workers_per_gather = 0")
-                self._arrivals = read_arrivals(conn, target.app_schema, as_of, since)
-        except Exception:  # a missing table or column: dbt's source check names it
+                self._arrivals = read_arrivals(conn, target.app_schema, as_of, published_schema)
+        except Exception:  # the server could not be reached: the refresh's next step says so
             self._arrivals = None
 
     def arrivals(self) -> Arrivals | None:

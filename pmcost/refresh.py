@@ -387,13 +387,7 @@ def _refresh(
             # feeds loaded since the last publish, read meanwhile too; it decides the days the
             # build recomputes (pmcost.lookback)
             arrivals = (
-                lookback.ArrivalsReader(
-                    target,
-                    as_of,
-                    publish.last_loaded_through(conn, published_schema()),
-                    publish.last_published_as_of(conn, published_schema()),
-                    after=sources.counts,
-                )
+                lookback.ArrivalsReader(target, as_of, published_schema(), after=sources.counts)
                 if history_start is None and not full_refresh and not rewind_marts
                 else None
             )
@@ -508,29 +502,29 @@ def _plan_history(
     say: ddl.Say,
 ) -> dict[str, str | None] | None:
     """history_from() for the arrivals read while dbt started, set for the build. Returns
-    what to record with the publish (None when not read: a backfill, a full refresh)."""
+    what to record with the publish (None when not read: a backfill, a full refresh, a
+    rewind, an error)."""
     if arrivals is None:
         return None
     found = arrivals.arrivals()
-    start = history_from(found, as_of, arrivals.published_as_of, say)
+    start = history_from(found, as_of, say)
     if start is not None:
         session.set_history_start(start)
         summary.history_start = start.isoformat()
     return None if found is None else found.loaded_through
 
 
-def history_from(
-    arrivals: lookback.Arrivals | None, as_of: date, published_as_of: date | None, say: ddl.Say
-) -> date | None:
+def history_from(arrivals: lookback.Arrivals | None, as_of: date, say: ddl.Say) -> date | None:
     """A refresh step, shared with the Dagster job: a daily run's first day from what the
     feeds loaded since the last publish and the last published day (pmcost.lookback), said
     with its reason; None when it is the lookback's first day, which the build computes
     itself, as without pmcost."""
-    planned = lookback.plan(as_of, lookback_days(), arrivals, published_as_of)
+    days = lookback_days()
+    planned = lookback.plan(as_of, days, arrivals)
     say(planned.said)
     if planned.warning:
         say(planned.warning)
-    if planned.history_start > as_of - timedelta(days=lookback_days()):
+    if planned.history_start > as_of - timedelta(days=days):
         return planned.history_start
     return None
 

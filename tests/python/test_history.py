@@ -434,34 +434,39 @@ def test_a_refresh_recomputes_the_days_late_rows_describe(history: Database) -> 
     ) == [(kept_day, 4)]
 
 
-def _arrivals(first_days: dict[str, date | None], unrecorded: tuple[str, ...] = ()) -> Arrivals:
-    return Arrivals({table: None for table in first_days}, first_days, unrecorded)
+def _arrivals(
+    first_days: dict[str, date | None],
+    unrecorded: tuple[str, ...] = (),
+    published_as_of: date | None = DAY1,
+) -> Arrivals:
+    return Arrivals({table: None for table in first_days}, first_days, unrecorded, published_as_of)
 
 
 def test_the_run_days_follow_the_late_rows_within_the_lookback() -> None:
     as_of, lookback_start = DAY1, DAY1 - timedelta(days=3)
-    assert plan(as_of, 3, None, as_of).history_start == lookback_start
-    unrecorded = plan(as_of, 3, _arrivals({}, ("payments",)), as_of)
+    assert plan(as_of, 3, None).history_start == lookback_start
+    unrecorded = plan(as_of, 3, _arrivals({}, ("payments",)))
     assert unrecorded.history_start == lookback_start
     assert "no record of what payments had loaded" in unrecorded.said
     # nothing late, or rows of the as-of day only: the as-of day alone
-    assert plan(as_of, 3, _arrivals({"billing_analytics": None}), as_of).history_start == as_of
-    assert plan(as_of, 3, _arrivals({"payments": as_of}), as_of).history_start == as_of
+    assert plan(as_of, 3, _arrivals({"billing_analytics": None})).history_start == as_of
+    assert plan(as_of, 3, _arrivals({"payments": as_of})).history_start == as_of
     two = plan(
         as_of,
         3,
         _arrivals({"billing_analytics": DAY1 - timedelta(days=1), "payments": DAY1 - timedelta(2)}),
-        as_of,
     )
     assert two.history_start == DAY1 - timedelta(days=2) and two.warning is None
     assert "rows of billing_analytics, payments loaded since" in two.said
-    early = plan(as_of, 3, _arrivals({"billing_analytics": DAY1 - timedelta(days=10)}), as_of)
+    early = plan(as_of, 3, _arrivals({"billing_analytics": DAY1 - timedelta(days=10)}))
     assert early.history_start == lookback_start and early.warning is not None
     assert f"--history-start {DAY1 - timedelta(days=10)}" in early.warning
     # a day the schedule skipped has no history yet: it is recomputed, late rows or not
-    skipped = plan(as_of, 3, _arrivals({"billing_analytics": None}), DAY1 - timedelta(days=2))
+    skipped = plan(
+        as_of, 3, _arrivals({"billing_analytics": None}, published_as_of=DAY1 - timedelta(days=2))
+    )
     assert skipped.history_start == DAY1 - timedelta(days=1)
     assert f"the last published day is {DAY1 - timedelta(days=2)}" in skipped.said
-    behind = plan(as_of, 3, _arrivals({"payments": None}), DAY1 - timedelta(days=9))
+    behind = plan(as_of, 3, _arrivals({"payments": None}, published_as_of=DAY1 - timedelta(days=9)))
     assert behind.history_start == lookback_start and behind.warning is not None
     assert f"--history-start {DAY1 - timedelta(days=8)}" in behind.warning
